@@ -1,0 +1,15 @@
+"""vmlab's lab filesystem: a FUSE passthrough that counts, logs, delays and
+fails every request, so each page-in and write-back is visible on the host.
+
+    >>> import fs
+    >>> with fs.mount() as m:
+    ...     print(m.path, m.stats()["reads"])       # doctest: +ELLIPSIS
+    /tmp/vmlab-mnt-... 0
+"""
+
+from fs.accounting import FileCounts
+from fs.mounting import (FSTYPE, BadMountpoint, Mount, MountError, attach, daemon_pid, mount,
+                         mounted_fstype, start, unmount)
+
+__all__ = ["FSTYPE", "BadMountpoint", "FileCounts", "Mount", "MountError", "attach", "daemon_pid", "mount",
+           "mounted_fstype", "start", "unmount"]

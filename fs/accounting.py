@@ -1,0 +1,150 @@
+"""What the lab filesystem saw: per-request counters, per-file counters, iolog.
+
+Pure bookkeeping, no FUSE: the daemon calls ``record()`` once per request and
+renders the ``.vmlab/`` files from here. Paths are as seen in the mount.
+"""
+
+from __future__ import annotations
+
+import errno
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+# The iolog is kept in memory; past this size it starts again from empty
+# (``tail -f`` reports "file truncated" and follows on).
+IOLOG_MAX = 16 << 20
+
+
+@dataclass(slots=True)
+class FileCounts:
+    reads: int = 0
+    writes: int = 0
+    read_bytes: int = 0
+    write_bytes: int = 0
+
+
+def escape_path(path: str) -> str:
+    """Escape white space the way /proc/mounts does, so columns stay columns."""
+    return (path.replace("\\", "\\134").replace(" ", "\\040")
+            .replace("\t", "\\011").replace("\n", "\\012"))
+
+
+class Accounting:
+    """Counters and request log of one mount.
+
+    >>> a = Accounting()
+    >>> a.record("read", "/swap.img", 4096, 4096, 12_000, 4096)
+    >>> print(a.render_stats().splitlines()[0:4])
+    ['reads 1', 'writes 0', 'read_bytes 4096', 'write_bytes 0']
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.ops: Counter[str] = Counter()
+        self.errors = 0
+        self.files: dict[str, FileCounts] = {}
+        self.totals = FileCounts()
+        self.busy_ns = 0
+        self.iolog = bytearray()
+        self.iolog_base = 0          # bytes dropped by rotation, for the record
+        self._sec = -1
+        self._stamp = ""
+
+    def record(self, op: str, path: str | None, offset: int, length: int,
+               duration_ns: int, result: int) -> None:
+        """Account one request. ``result`` is bytes moved, 0, or ``-errno``."""
+        self.ops[op] += 1
+        self.busy_ns += duration_ns
+        if result < 0:
+            self.errors += 1
+        elif op == "read" or op == "write":
+            fc = self.files.get(path)
+            if fc is None:
+                fc = self.files[path] = FileCounts()
+            if op == "read":
+                fc.reads += 1
+                fc.read_bytes += result
+                self.totals.reads += 1
+                self.totals.read_bytes += result
+            else:
+                fc.writes += 1
+                fc.write_bytes += result
+                self.totals.writes += 1
+                self.totals.write_bytes += result
+        self._log(op, path, offset, length, duration_ns, result)
+
+    def _log(self, op, path, offset, length, duration_ns, result) -> None:
+        now = time.time()
+        sec = int(now)
+        if sec != self._sec:  # strftime once a second, not once a request
+            self._sec = sec
+            self._stamp = time.strftime("%H:%M:%S", time.localtime(sec))
+        res = str(result) if result >= 0 else _errname(-result)
+        line = (f"{self._stamp}.{int((now - sec) * 1e6):06d} {op} "
+                f"{escape_path(path or '-')} {offset} {length} "
+                f"{duration_ns // 1000}us {res}\n")
+        if len(self.iolog) + len(line) > IOLOG_MAX:
+            self.iolog_base += len(self.iolog)
+            self.iolog = bytearray()
+        self.iolog += line.encode()
+
+    def forget(self, path: str) -> None:
+        """A file was removed: its row goes (totals keep what it did)."""
+        self.files.pop(path, None)
+
+    def rename(self, old: str, new: str) -> None:
+        if old in self.files:
+            self.files[new] = self.files.pop(old)
+
+    # -- rendering: the contents of .vmlab/stats and .vmlab/files ------------
+
+    def stats(self) -> dict[str, int]:
+        t = self.totals
+        out = {"reads": t.reads, "writes": t.writes,
+               "read_bytes": t.read_bytes, "write_bytes": t.write_bytes,
+               "requests": sum(self.ops.values()), "errors": self.errors,
+               "busy_us": self.busy_ns // 1000}
+        for op in sorted(self.ops):
+            out[f"op_{op}"] = self.ops[op]
+        return out
+
+    def render_stats(self) -> str:
+        return "".join(f"{k} {v}\n" for k, v in self.stats().items())
+
+    def render_files(self) -> str:
+        rows = ["path reads writes read_bytes write_bytes\n"]
+        for path in sorted(self.files):
+            f = self.files[path]
+            rows.append(f"{escape_path(path)} {f.reads} {f.writes} "
+                        f"{f.read_bytes} {f.write_bytes}\n")
+        return "".join(rows)
+
+
+def _errname(err: int) -> str:
+    return "-" + errno.errorcode.get(err, str(err))
+
+
+def parse_stats(text: str) -> dict[str, int]:
+    """Inverse of ``render_stats``: ``name value`` lines to a dict."""
+    out = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name and value.strip().lstrip("-").isdigit():
+            out[name] = int(value)
+    return out
+
+
+def parse_files(text: str) -> dict[str, FileCounts]:
+    """Inverse of ``render_files`` (paths unescaped)."""
+    out = {}
+    for line in text.splitlines()[1:]:
+        parts = line.split(" ")
+        if len(parts) != 5:
+            continue
+        path = (parts[0].replace("\\040", " ").replace("\\011", "\t")
+                .replace("\\012", "\n").replace("\\134", "\\"))
+        out[path] = FileCounts(*map(int, parts[1:]))
+    return out

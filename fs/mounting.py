@@ -1,0 +1,274 @@
+"""Mount and unmount the lab filesystem; find out what is mounted where.
+
+``mount()`` is the context manager the tests and the VM core use: it starts
+the daemon, waits until the mount is live and always unmounts on the way out.
+``start()``/``unmount()`` are the pieces behind ``vmlab mount``/``umount``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from fs.accounting import FileCounts, parse_files, parse_stats
+
+FSTYPE = "fuse.vmlab"
+READY_TIMEOUT = 15.0
+
+
+class MountError(RuntimeError):
+    """A mount or unmount that cannot be done; the message is one line."""
+
+
+class BadMountpoint(MountError):
+    """The mount point or backing directory given cannot be used as asked."""
+
+
+def _mountinfo() -> Iterator[tuple[str, str, str]]:
+    """(mount point, fs type, source) for each mount this process sees."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fstype, source = right.split()[:2]
+            yield left.split()[4].encode().decode("unicode_escape"), fstype, source
+
+
+def _find(path: str) -> tuple[str, str] | None:
+    """(fs type, source) of what is mounted exactly at ``path``; the last wins."""
+    want = os.path.realpath(path)
+    found = None
+    for mnt, fstype, source in _mountinfo():
+        if mnt == want:
+            found = fstype, source
+    return found
+
+
+def mounted_fstype(path: str) -> str | None:
+    """The filesystem type mounted exactly at ``path``, or None.
+
+    >>> mounted_fstype("/proc")
+    'proc'
+    """
+    found = _find(path)
+    return found[0] if found else None
+
+
+@dataclass
+class Mount:
+    """A live lab mount: its paths and the daemon's figures.
+
+    >>> with mount() as m:
+    ...     m.stats()["reads"], m.files(), m.pid > 0
+    (0, {}, True)
+    """
+
+    path: str
+    backing: str
+    pid: int
+    _proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    def _ctl(self, name: str) -> str:
+        with open(os.path.join(self.path, ".vmlab", name)) as f:
+            return f.read()
+
+    def stats(self) -> dict[str, int]:
+        return parse_stats(self._ctl("stats"))
+
+    def files(self) -> dict[str, FileCounts]:
+        return parse_files(self._ctl("files"))
+
+    def iolog(self) -> list[str]:
+        return self._ctl("iolog").splitlines()
+
+    def control(self, *commands: str) -> None:
+        """Send commands; a rejected one raises MountError with the reason."""
+        path = os.path.join(self.path, ".vmlab", "control")
+        try:
+            with open(path, "w") as f:
+                f.write("".join(c + "\n" for c in commands))
+        except OSError:
+            reason = [l for l in self._ctl("control").splitlines() if "last error" in l]
+            raise MountError(reason[-1].split(": ", 1)[1] if reason else "control rejected") from None
+
+    def unmount(self) -> None:
+        unmount(self.path, self.pid)
+        if self._proc is not None:
+            self._proc.wait()
+
+
+def attach(mountpoint: str) -> Mount:
+    """The Mount for an existing vmlab mount (made by ``vmlab mount``)."""
+    mnt = os.path.realpath(mountpoint)
+    found = _find(mnt)
+    if found is None or found[0] != FSTYPE:
+        raise BadMountpoint(f"{mountpoint} is not a vmlab mount")
+    return Mount(mnt, found[1], daemon_pid(mnt) or 0)
+
+
+def check_mountpoint(mountpoint: str, backing: str, force: bool = False) -> tuple[str, str]:
+    mnt, back = os.path.realpath(mountpoint), os.path.realpath(backing)
+    if not os.path.isdir(mnt):
+        raise BadMountpoint(f"mount point {mountpoint} is not a directory")
+    if not os.path.isdir(back):
+        raise BadMountpoint(f"backing directory {backing} is not a directory")
+    fstype = mounted_fstype(mnt)
+    if fstype is not None:
+        raise BadMountpoint(f"{mountpoint} is already a mount point ({fstype})")
+    # The daemon serves one request at a time: if the backing directory were
+    # reachable through the mount, a request would wait on itself forever.
+    if (back + "/").startswith(mnt + "/") or (mnt + "/").startswith(back + "/"):
+        raise BadMountpoint("the backing directory and the mount point must not contain each other")
+    if os.listdir(mnt) and not force:
+        raise BadMountpoint(f"mount point {mountpoint} is not empty (use --force to mount over it)")
+    return mnt, back
+
+
+def start(mountpoint: str, backing: str, latency: str = "none", *, detach: bool = False,
+          force: bool = False, log: str = os.devnull) -> Mount:
+    """Start a daemon and return once the mount is live."""
+    mnt, back = check_mountpoint(mountpoint, backing, force)
+    rfd, wfd = os.pipe()
+    err = tempfile.TemporaryFile()
+    cmd = [sys.executable, "-m", "fs.daemon", back, mnt, "--latency", latency,
+           "--status-fd", str(wfd), "--log", log]
+    env = dict(os.environ, PYTHONPATH=_package_root() + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                            pass_fds=[wfd], start_new_session=detach, env=env)
+    os.close(wfd)
+    try:
+        line = _read_status(rfd, proc)
+    finally:
+        os.close(rfd)
+    if not line.startswith("ready"):
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        if mounted_fstype(mnt) == FSTYPE:
+            _fusermount("-uz", mnt)
+        err.seek(0)
+        lines = [l for l in err.read().decode(errors="replace").splitlines() if l.strip()]
+        raise MountError(lines[-1].removeprefix("vmlab: ") if lines else
+                         f"the filesystem daemon did not come up within {READY_TIMEOUT:.0f} s")
+    err.close()
+    return Mount(mnt, back, proc.pid, None if detach else proc)
+
+
+def _read_status(rfd: int, proc: subprocess.Popen) -> str:
+    deadline = time.monotonic() + READY_TIMEOUT
+    data = b""
+    while b"\n" not in data and time.monotonic() < deadline:
+        r, _, _ = select.select([rfd], [], [], 0.1)
+        if r:
+            chunk = os.read(rfd, 100)
+            if not chunk:
+                break
+            data += chunk
+    return data.decode(errors="replace")
+
+
+def _package_root() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _fusermount(flag: str, mnt: str) -> tuple[bool, str]:
+    tool = shutil.which("fusermount3")
+    if tool is None:
+        raise MountError("fusermount3 not found: install it with 'apt-get install fuse3'")
+    r = subprocess.run([tool, flag, mnt], capture_output=True, text=True)
+    return r.returncode == 0, r.stderr.strip()
+
+
+def daemon_pid(mountpoint: str) -> int | None:
+    """The PID of the daemon serving ``mountpoint``, found without touching
+    the mount (it may be dead or hung)."""
+    mnt = os.path.realpath(mountpoint).encode()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if b"fs.daemon" in argv and mnt in argv:
+                return int(entry)
+    return None
+
+
+def unmount(mountpoint: str, pid: int | None = None, timeout: float = 5.0) -> None:
+    """Unmount cleanly and wait for the daemon; lazily if it stays busy."""
+    mnt = os.path.realpath(mountpoint)
+    if mounted_fstype(mnt) != FSTYPE:
+        raise BadMountpoint(f"{mountpoint} is not a vmlab mount")
+    pid = pid or daemon_pid(mnt)
+    deadline = time.monotonic() + timeout
+    ok, why = _fusermount("-u", mnt)
+    while not ok and "busy" in why and time.monotonic() < deadline:
+        time.sleep(0.1)
+        ok, why = _fusermount("-u", mnt)
+    if not ok:
+        ok, why = _fusermount("-uz", mnt)   # last resort: detach, let users drain
+        if not ok:
+            raise MountError(f"cannot unmount {mountpoint}: {why}")
+    if pid:
+        _wait_gone(pid, deadline)
+
+
+def _wait_gone(pid: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)   # the mount is gone; a stuck daemon is not wanted
+
+
+@contextlib.contextmanager
+def mount(backing: str | None = None, mountpoint: str | None = None,
+          latency: str = "none", force: bool = False) -> Iterator[Mount]:
+    """Mount the lab filesystem for the duration of a ``with`` block.
+
+    Temporary directories are made (and removed) for whichever of
+    ``backing`` and ``mountpoint`` is not given. Always unmounts.
+
+    >>> with mount() as m:
+    ...     with open(m.path + "/f", "wb") as f:
+    ...         f.write(b"x" * 4096)
+    ...     m.files()["/f"].writes
+    4096
+    1
+    """
+    made: list[str] = []
+    if backing is None:
+        backing = tempfile.mkdtemp(prefix="vmlab-backing-")
+        made.append(backing)
+    if mountpoint is None:
+        mountpoint = tempfile.mkdtemp(prefix="vmlab-mnt-")
+        made.append(mountpoint)
+    m = None
+    try:
+        m = start(mountpoint, backing, latency, force=force)
+        yield m
+    finally:
+        if m is not None and mounted_fstype(m.path) == FSTYPE:
+            m.unmount()
+        for d in reversed(made):
+            shutil.rmtree(d, ignore_errors=True) if d == backing else _rmdir(d)
+
+
+def _rmdir(d: str) -> None:
+    with contextlib.suppress(OSError):
+        os.rmdir(d)

@@ -1,0 +1,186 @@
+"""The swap device: a file of page-sized slots behind a slot bitmap.
+
+Every slot read and write is exactly one 4096-byte ``pread``/``pwrite`` on a
+descriptor opened with ``O_DIRECT`` (where the filesystem allows it), so on
+the lab mount each one is exactly one FUSE request, never absorbed or merged
+by the page cache. Each written slot keeps a CRC-32 in memory that is checked
+on every read: a torn or corrupted slot is an error, never wrong data. Like
+Linux swap, contents do not outlive the process that wrote them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import mmap
+import os
+import zlib
+from array import array
+
+from swapdisk.bitmap import SlotBitmap
+from swapdisk.header import PAGE, BadSwapHeader, SwapHeader
+
+
+class SwapError(Exception):
+    """Base of the swap device's errors."""
+
+
+class SwapFull(SwapError):
+    """No free slot left."""
+
+
+class SwapChecksumError(SwapError):
+    """A slot read back is not what was written to it."""
+
+
+def mkswap(path: str, size: int, label: str = "vmlab", force: bool = False) -> SwapHeader:
+    """Create (or re-initialise) a swap file of ``size`` bytes.
+
+    Refuses to overwrite an existing non-empty file that is not already a
+    swap file unless ``force`` is given: vmlab never destroys data silently.
+    """
+    header = SwapHeader.for_size(size, label)
+    if not force and os.path.exists(path) and os.path.getsize(path):
+        with open(path, "rb") as f:
+            try:
+                SwapHeader.unpack(f.read(PAGE))
+            except BadSwapHeader:
+                raise FileExistsError(errno.EEXIST, "exists and is not a swap file "
+                                      "(use --force to overwrite)", path) from None
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+        f.write(header.pack())
+        f.truncate(size)            # sparse: slots cost nothing until written
+    return header
+
+
+def _address(buf) -> int | None:
+    """Address of a writable buffer, or None if it has none we can take."""
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    except (TypeError, ValueError):
+        return None
+
+
+class SwapDisk:
+    """An open swap file.
+
+    >>> import mmap, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> d = SwapDisk.create(tmp.name + "/swap.img", 4 << 20)
+    >>> frame = mmap.mmap(-1, PAGE)
+    >>> s = d.alloc(); d.write(s, b"x" * PAGE); d.read(s, frame)
+    >>> s, frame[:3], d.reads, d.writes, d.swaps_line().split()[1:]
+    (1, b'xxx', 1, 1, ['file', '4092', '4', '-2'])
+    >>> d.close(); tmp.cleanup()
+    """
+
+    def __init__(self, path: str, direct: bool = True) -> None:
+        self.path = path
+        try:
+            self.fd = os.open(path, os.O_RDWR | (os.O_DIRECT if direct else 0))
+            self.direct = direct
+        except OSError as e:
+            if e.errno != errno.EINVAL or not direct:
+                raise
+            self.fd = os.open(path, os.O_RDWR)      # tmpfs and friends: no O_DIRECT
+            self.direct = False
+        try:
+            self._bounce = mmap.mmap(-1, PAGE)          # page-aligned, for O_DIRECT
+            os.preadv(self.fd, [self._bounce], 0)
+            self.header = SwapHeader.unpack(bytes(self._bounce))
+            if os.fstat(self.fd).st_size < (self.header.last_page + 1) * PAGE:
+                raise BadSwapHeader("swap file is shorter than its header says")
+        except BaseException:
+            os.close(self.fd)
+            raise
+        self.bitmap = SlotBitmap(self.header.last_page + 1, reserved=1)
+        self._crc = array("I", bytes(4 * (self.header.last_page + 1)))
+        self._written = bytearray(self.header.last_page + 1)
+        self.reads = 0
+        self.writes = 0
+
+    @classmethod
+    def create(cls, path: str, size: int, direct: bool = True) -> "SwapDisk":
+        mkswap(path, size, force=True)
+        return cls(path, direct)
+
+    # -- slots -----------------------------------------------------------
+
+    @property
+    def slots(self) -> int:
+        return self.header.slots
+
+    @property
+    def used(self) -> int:
+        return self.bitmap.used
+
+    def alloc(self) -> int:
+        slot = self.bitmap.alloc()
+        if slot is None:
+            raise SwapFull(f"swap device {self.path} is full ({self.slots} slots)")
+        return slot
+
+    def free(self, slot: int) -> None:
+        self.bitmap.free(slot)
+        self._written[slot] = 0
+
+    def _check(self, slot: int) -> None:
+        if not (1 <= slot <= self.header.last_page) or not self.bitmap.is_used(slot):
+            raise SwapError(f"slot {slot} is not allocated")
+
+    def write(self, slot: int, page) -> None:
+        """Write one page from ``page`` (any 4096-byte buffer) to ``slot``."""
+        self._check(slot)
+        view = memoryview(page)
+        if view.nbytes != PAGE:
+            raise ValueError(f"a swap slot holds {PAGE} bytes, not {view.nbytes}")
+        src = view
+        if self.direct and (_address(view) or 1) % PAGE:
+            self._bounce[:] = view
+            src = self._bounce
+        n = os.pwritev(self.fd, [src], slot * PAGE)
+        if n != PAGE:
+            raise OSError(errno.EIO, f"short write to swap slot {slot} ({n} bytes)")
+        self.writes += 1
+        self._crc[slot] = zlib.crc32(view)
+        self._written[slot] = 1
+
+    def read(self, slot: int, page) -> None:
+        """Read ``slot`` into ``page`` (a writable 4096-byte buffer)."""
+        self._check(slot)
+        if not self._written[slot]:
+            raise SwapError(f"slot {slot} was never written")
+        view = memoryview(page)
+        if view.nbytes != PAGE or view.readonly:
+            raise ValueError(f"need a writable {PAGE}-byte buffer")
+        aligned = not self.direct or (_address(view) or 1) % PAGE == 0
+        dst = view if aligned else self._bounce
+        n = os.preadv(self.fd, [dst], slot * PAGE)
+        self.reads += 1
+        if n != PAGE:
+            raise OSError(errno.EIO, f"short read from swap slot {slot} ({n} bytes)")
+        if zlib.crc32(dst) != self._crc[slot]:
+            raise SwapChecksumError(f"swap slot {slot} of {self.path} failed its checksum")
+        if not aligned:
+            view[:] = dst
+
+    # -- reporting -------------------------------------------------------
+
+    def swaps_line(self, header: bool = False) -> str:
+        """This device as a line of /proc/swaps (sizes in KiB)."""
+        line = f"{self.path:<40}\tfile\t\t{self.slots * 4}\t\t{self.used * 4}\t\t-2"
+        if header:
+            return "Filename\t\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n" + line
+        return line
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+            self._bounce.close()
+
+    def __enter__(self) -> "SwapDisk":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

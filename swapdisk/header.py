@@ -1,0 +1,56 @@
+"""Linux's swap header (``mkswap``'s ``SWAPSPACE2``, version 1) in page 0.
+
+Writing the real layout lets ``file swap.img`` and ``blkid`` recognise the
+device; slot 0 is the header, slots ``1..last_page`` hold pages.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid as uuidlib
+from dataclasses import dataclass
+
+PAGE = 4096
+MAGIC = b"SWAPSPACE2"
+_INFO = struct.Struct("<III16s16s")     # version, last_page, nr_badpages, uuid, label
+_INFO_AT = 1024                          # after the boot bits
+
+
+class BadSwapHeader(ValueError):
+    """The file does not start with a version 1 swap header."""
+
+
+@dataclass(frozen=True)
+class SwapHeader:
+    last_page: int
+    uuid: str
+    label: str = ""
+
+    @property
+    def slots(self) -> int:
+        """Usable page slots (all pages but the header)."""
+        return self.last_page
+
+    def pack(self) -> bytes:
+        page = bytearray(PAGE)
+        label = self.label.encode()[:16]
+        _INFO.pack_into(page, _INFO_AT, 1, self.last_page, 0,
+                        uuidlib.UUID(self.uuid).bytes, label)
+        page[PAGE - len(MAGIC):] = MAGIC
+        return bytes(page)
+
+    @classmethod
+    def unpack(cls, page: bytes) -> "SwapHeader":
+        if len(page) < PAGE or page[PAGE - len(MAGIC):PAGE] != MAGIC:
+            raise BadSwapHeader("no SWAPSPACE2 signature (not a swap file; run vmlab mkswap)")
+        version, last_page, _bad, raw_uuid, label = _INFO.unpack_from(page, _INFO_AT)
+        if version != 1 or last_page < 1:
+            raise BadSwapHeader(f"unsupported swap header (version {version}, last page {last_page})")
+        return cls(last_page, str(uuidlib.UUID(bytes=raw_uuid)),
+                   label.rstrip(b"\0").decode(errors="replace"))
+
+    @classmethod
+    def for_size(cls, size: int, label: str = "vmlab") -> "SwapHeader":
+        if size % PAGE or size < 2 * PAGE:
+            raise ValueError(f"swap size must be a multiple of {PAGE} and at least 2 pages")
+        return cls(size // PAGE - 1, str(uuidlib.uuid4()), label)

@@ -1,0 +1,56 @@
+"""Shared fixtures: a real lab mount per test, and a session-wide check that
+every mount the tests made is gone again (lazily unmounted if not, and the
+session fails)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import fs
+from fs.mounting import _mountinfo
+
+PAGE = 4096
+
+
+def vmlab_mounts() -> set[str]:
+    return {mnt for mnt, fstype, _ in _mountinfo() if fstype == fs.FSTYPE}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_mount_left_behind():
+    before = vmlab_mounts()
+    yield
+    left = vmlab_mounts() - before
+    for mnt in left:
+        subprocess.run(["fusermount3", "-uz", mnt], check=False)
+    assert not left, f"tests left these mounts behind: {sorted(left)}"
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """A live lab filesystem over a fresh backing directory."""
+    backing = tmp_path / "backing"
+    mnt = tmp_path / "mnt"
+    backing.mkdir()
+    mnt.mkdir()
+    with fs.mount(str(backing), str(mnt)) as m:
+        yield m
+
+
+@pytest.fixture
+def page_buffer():
+    """A page-aligned buffer (anonymous mmap), as O_DIRECT wants."""
+    import mmap
+    buf = mmap.mmap(-1, PAGE)
+    yield buf
+    buf.close()
+
+
+def run_vmlab(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run the real console entry point as a user would."""
+    return subprocess.run([sys.executable, "-m", "vmlab", *args], capture_output=True,
+                          text=True, timeout=timeout, env=dict(os.environ, NO_COLOR="1"))

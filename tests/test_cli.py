@@ -1,0 +1,164 @@
+"""The ``vmlab`` command as a user runs it: mount lifecycle, stat, mkswap,
+demo, and one-line errors with exit status 2 for bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import fs
+from tests.conftest import PAGE, run_vmlab
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    back, mnt = tmp_path / "back", tmp_path / "mnt"
+    back.mkdir()
+    mnt.mkdir()
+    yield str(back), str(mnt)
+    if fs.mounted_fstype(str(mnt)) == fs.FSTYPE:      # a failed test must not leak it
+        subprocess.run(["fusermount3", "-uz", str(mnt)])
+
+
+def _wait_mounted(path: str, want: bool = True, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while (fs.mounted_fstype(path) == fs.FSTYPE) != want:
+        assert time.monotonic() < deadline, f"{path} mounted={not want} after {timeout}s"
+        time.sleep(0.05)
+
+
+def test_mount_stat_umount(dirs):
+    back, mnt = dirs
+    r = run_vmlab("mount", mnt, "--backing", back, "--latency", "ssd")
+    assert r.returncode == 0, r.stderr
+    assert fs.mounted_fstype(mnt) == "fuse.vmlab"
+    pid = fs.daemon_pid(mnt)
+    assert pid and os.getsid(pid) != os.getsid(0)          # detached in its own session
+    assert str(pid) in r.stdout
+    with open(os.path.join(mnt, "f"), "wb") as f:
+        f.write(b"x" * PAGE)
+    r = run_vmlab("stat", mnt)
+    assert r.returncode == 0 and r.stdout.splitlines()[0].split()[0] == "reads"
+    assert any(line.split()[:3] == ["/f", "0", "1"] for line in r.stdout.splitlines())
+    data = json.loads(run_vmlab("stat", mnt, "--json").stdout)
+    assert data["stats"]["writes"] == 1 and data["files"]["/f"]["write_bytes"] == PAGE
+    r = run_vmlab("stat", mnt, "--interval", "0.2", "--count", "2")
+    lines = r.stdout.splitlines()
+    assert r.returncode == 0 and len(lines) == 3 and lines[0].split()[:2] == ["reads", "writes"]
+    assert "latency ssd" in open(os.path.join(mnt, ".vmlab/control")).read()
+    r = run_vmlab("umount", mnt)
+    assert r.returncode == 0, r.stderr
+    assert fs.mounted_fstype(mnt) is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert open(os.path.join(back, "f"), "rb").read() == b"x" * PAGE
+
+
+def test_mount_without_backing_makes_one_and_keeps_it(dirs):
+    _, mnt = dirs
+    r = run_vmlab("mount", mnt)
+    assert r.returncode == 0, r.stderr
+    back = r.stdout.split("backing ")[1].split(",")[0]
+    try:
+        with open(os.path.join(mnt, "kept"), "w") as f:
+            f.write("data")
+        assert run_vmlab("umount", mnt).returncode == 0
+        assert open(os.path.join(back, "kept")).read() == "data"
+    finally:
+        subprocess.run(["rm", "-rf", back])
+
+
+def test_foreground_mount_unmounts_on_ctrl_c(dirs):
+    back, mnt = dirs
+    p = subprocess.Popen([sys.executable, "-m", "vmlab", "mount", mnt, "--backing", back,
+                          "--foreground"], stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_mounted(mnt)
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=10) == 0
+        assert "Ctrl-C unmounts" in p.stderr.read()
+        assert fs.mounted_fstype(mnt) is None
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_a_dead_daemon_is_reported_and_cleaned_up(dirs):
+    back, mnt = dirs
+    assert run_vmlab("mount", mnt, "--backing", back).returncode == 0
+    os.kill(fs.daemon_pid(mnt), signal.SIGKILL)
+    time.sleep(0.2)
+    r = run_vmlab("stat", mnt, timeout=20)
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1 and "not connected" in r.stderr
+    r = run_vmlab("umount", mnt, timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert fs.mounted_fstype(mnt) is None
+
+
+def test_mounting_twice_or_on_a_file_is_refused(dirs, tmp_path):
+    back, mnt = dirs
+    assert run_vmlab("mount", mnt, "--backing", back).returncode == 0
+    try:
+        r = run_vmlab("mount", mnt, "--backing", back)
+        assert r.returncode == 2 and "already a mount point" in r.stderr
+    finally:
+        assert run_vmlab("umount", mnt).returncode == 0
+    (tmp_path / "file").write_text("x")
+    r = run_vmlab("mount", str(tmp_path / "file"), "--backing", back)
+    assert r.returncode == 2 and "not a directory" in r.stderr
+
+
+def test_mkswap(tmp_path):
+    p = str(tmp_path / "swap.img")
+    r = run_vmlab("mkswap", p, "--size", "1M")
+    assert r.returncode == 0
+    assert r.stdout.startswith("Setting up swapspace version 1, size = 1020.0 KiB (1044480 bytes)")
+    assert os.path.getsize(p) == 1 << 20
+    (tmp_path / "precious").write_text("keep")
+    r = run_vmlab("mkswap", str(tmp_path / "precious"), "--size", "1M")
+    assert r.returncode == 1 and "not a swap file" in r.stderr
+    assert (tmp_path / "precious").read_text() == "keep"
+
+
+BAD_INPUT = [
+    ([], "required"),
+    (["frobnicate"], "invalid choice"),
+    (["mount"], "required"),
+    (["mount", "/tmp", "--latency", "warp"], "bad latency"),
+    (["mount", "/nonexistent/mnt"], "not a directory"),
+    (["stat", "/tmp"], "not a vmlab mount"),
+    (["stat", "/tmp", "--interval", "0"], "bad interval"),
+    (["stat", "/tmp", "--interval", "soon"], "bad interval"),
+    (["stat", "/tmp", "--count", "-1"], "bad count"),
+    (["umount", "/tmp"], "not a vmlab mount"),
+    (["mkswap", "/tmp/x.img"], "required"),
+    (["mkswap", "/tmp/x.img", "--size", "lots"], "bad size"),
+    (["mkswap", "/tmp/x.img", "--size", "5000"], "multiple of 4096"),
+    (["mkswap", "/tmp/x.img", "--size", "4K"], "at least 2 pages"),
+    (["demo", "--latency", "1parsec"], "bad latency"),
+]
+
+
+@pytest.mark.parametrize("argv,why", BAD_INPUT, ids=[" ".join(a) or "nothing" for a, _ in BAD_INPUT])
+def test_bad_input_is_one_line_and_exit_2(argv, why):
+    r = run_vmlab(*argv)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.stderr.count("\n") == 1 and why in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert not os.path.exists("/tmp/x.img")
+
+
+def test_demo_runs_and_its_counts_agree():
+    r = run_vmlab("demo", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "swap device: writes 16, reads 16; filesystem saw writes 16, reads 16; data intact" in r.stdout
+    assert "filesystem saw reads 16 (one per page fault), writes 4 (one per dirty page)" in r.stdout
+    assert "nothing is left mounted" in r.stdout

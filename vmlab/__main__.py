@@ -1,0 +1,5 @@
+import sys
+
+from vmlab.cli import main
+
+sys.exit(main())
