@@ -74,7 +74,9 @@ class SwapDisk:
     >>> d.close(); tmp.cleanup()
     """
 
-    def __init__(self, path: str, direct: bool = True) -> None:
+    def __init__(self, path: str, direct: bool = True, header: SwapHeader | None = None) -> None:
+        """Open a swap file. ``header``: the one ``mkswap`` just wrote, so it
+        need not be read back (keeping the device's reads = its page-ins)."""
         self.path = path
         try:
             self.fd = os.open(path, os.O_RDWR | (os.O_DIRECT if direct else 0))
@@ -86,8 +88,10 @@ class SwapDisk:
             self.direct = False
         try:
             self._bounce = mmap.mmap(-1, PAGE)          # page-aligned, for O_DIRECT
-            os.preadv(self.fd, [self._bounce], 0)
-            self.header = SwapHeader.unpack(bytes(self._bounce))
+            if header is None:
+                os.preadv(self.fd, [self._bounce], 0)
+                header = SwapHeader.unpack(bytes(self._bounce))
+            self.header = header
             if os.fstat(self.fd).st_size < (self.header.last_page + 1) * PAGE:
                 raise BadSwapHeader("swap file is shorter than its header says")
         except BaseException:
@@ -101,8 +105,7 @@ class SwapDisk:
 
     @classmethod
     def create(cls, path: str, size: int, direct: bool = True) -> "SwapDisk":
-        mkswap(path, size, force=True)
-        return cls(path, direct)
+        return cls(path, direct, mkswap(path, size, force=True))
 
     # -- slots -----------------------------------------------------------
 

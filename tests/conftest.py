@@ -54,3 +54,37 @@ def run_vmlab(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run the real console entry point as a user would."""
     return subprocess.run([sys.executable, "-m", "vmlab", *args], capture_output=True,
                           text=True, timeout=timeout, env=dict(os.environ, NO_COLOR="1"))
+
+
+@pytest.fixture(scope="module")
+def shared_lab(tmp_path_factory):
+    """One lab mount for a whole test module (a Machine per test on it)."""
+    root = tmp_path_factory.mktemp("lab")
+    (root / "b").mkdir()
+    (root / "m").mkdir()
+    with fs.mount(str(root / "b"), str(root / "m")) as m:
+        yield m
+
+
+@pytest.fixture
+def machine(shared_lab):
+    """A factory: machine(frames=..., policy=...) on the module's mount,
+    closed after the test."""
+    from vmlab import Machine
+    made = []
+
+    def make(**kw):
+        kw.setdefault("lab", shared_lab.path)
+        m = Machine(**kw)
+        made.append(m)
+        return m
+    yield make
+    for m in made:
+        m.close()
+
+
+def copy_to_lab(lab: str, src: str, name: str) -> str:
+    import shutil
+    dst = os.path.join(lab, name)
+    shutil.copyfile(src, dst)
+    return dst

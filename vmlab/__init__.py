@@ -1,4 +1,17 @@
 """vmlab: a user-space virtual memory lab whose swap and mapped files live on
-a FUSE filesystem it mounts itself, so every major fault is real, visible I/O."""
+a FUSE filesystem it mounts itself, so every major fault is real, visible I/O.
 
-__version__ = "0.1.0"
+    >>> from vmlab import Machine
+    >>> with Machine(frames=4) as m:
+    ...     p = m.spawn()
+    ...     p.push(b"hi") == p.esp, p.read(p.esp, 2)
+    (True, b'hi')
+"""
+
+__version__ = "0.2.0"
+
+from vmlab.errors import BusError, MapError, OutOfMemory, SegFault, VMError  # noqa: E402
+from vmlab.machine import Machine  # noqa: E402
+from vmlab.process import Process  # noqa: E402
+
+__all__ = ["BusError", "Machine", "MapError", "OutOfMemory", "Process", "SegFault", "VMError"]

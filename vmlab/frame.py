@@ -1,0 +1,75 @@
+"""Physical memory: one pre-faulted anonymous mmap cut into page frames,
+each knowing which PTEs map it (the reverse map).
+
+Frames are handed out lowest index first, so memory fills in order, which is
+what the textbook clock assumes.
+"""
+
+from __future__ import annotations
+
+import heapq
+import mmap
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from vmlab.page import PAGE
+
+if TYPE_CHECKING:
+    from vmlab.filemap import MappedFile
+    from vmlab.page import Pte
+
+
+@dataclass(eq=False, slots=True)
+class Frame:
+    index: int
+    view: memoryview
+    rmap: list["Pte"] = field(default_factory=list)
+    pinned: bool = False            # I/O in flight or being copied: not a victim
+    dirty: bool = False             # differs from its backing store (PTE dirty bits aside)
+    file: "MappedFile | None" = None    # page cache frame of a shared file mapping
+    pgoff: int = 0                  # its file offset
+    nbytes: int = 0                 # its bytes inside the file (what a write-back writes)
+
+    def is_dirty(self) -> bool:
+        return self.dirty or any(p.dirty for p in self.rmap)
+
+    def referenced(self) -> bool:
+        return any(p.accessed for p in self.rmap)
+
+    def clear_referenced(self) -> None:
+        for p in self.rmap:
+            p.accessed = False
+
+
+class FrameTable:
+    """
+    >>> ft = FrameTable(3)
+    >>> [ft.alloc().index for _ in range(3)], ft.alloc(), ft.nr_free
+    ([0, 1, 2], None, 0)
+    """
+
+    def __init__(self, nframes: int) -> None:
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+        self.mem = mmap.mmap(-1, nframes * PAGE, flags=flags)
+        view = memoryview(self.mem)
+        self.frames = [Frame(i, view[i * PAGE:(i + 1) * PAGE]) for i in range(nframes)]
+        self._free = list(range(nframes))
+
+    def alloc(self) -> Frame | None:
+        return self.frames[heapq.heappop(self._free)] if self._free else None
+
+    def free(self, frame: Frame) -> None:
+        frame.rmap.clear()
+        frame.pinned = frame.dirty = False
+        frame.file = None
+        heapq.heappush(self._free, frame.index)
+
+    @property
+    def nr_free(self) -> int:
+        return len(self._free)
+
+    def close(self) -> None:
+        for f in self.frames:
+            f.view.release()
+        self.frames = []
+        self.mem.close()

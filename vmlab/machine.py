@@ -1,0 +1,228 @@
+"""The computer: frames, a swap device on the lab mount, processes and the
+counters. This is the public entry point.
+
+>>> from vmlab import Machine
+>>> with Machine(frames=2, swap_mb=1) as m:
+...     p = m.spawn()
+...     a = p.mmap(None, 0x10000000, length=4 * 4096)   # four pages, two frames
+...     for i in range(4):
+...         p.write(a + i * 4096, bytes([i + 1]) * 4096)
+...     [p.read(a + i * 4096, 1) for i in range(4)], m.vmstat()["pswpout"] >= 2
+([b'\\x01', b'\\x02', b'\\x03', b'\\x04'], True)
+"""
+
+from __future__ import annotations
+
+import atexit
+import mmap
+import os
+from typing import Any
+
+import fs
+from swapdisk import SwapDisk, SwapHeader, mkswap
+from vmlab.errors import MapError, VMError
+from vmlab.filemap import MappedFile
+from vmlab.frame import Frame, FrameTable
+from vmlab.page import PAGE, Pte
+from vmlab.policy import make_policy
+from vmlab.process import Process
+from vmlab.stats import CASES, FaultCosts, new_counters
+
+PHYS_BASE = 0xC0000000
+STACK_MAX = 8 << 20
+
+
+class Machine:
+    """Physical memory of ``frames`` pages, ``swap_mb`` MiB of swap on the lab
+    mount, a replacement ``policy``, and the processes that share them.
+
+    ``lab=None`` mounts a lab filesystem in a temporary directory (removed on
+    close); ``lab="/mnt/lab"`` uses an existing mount (``vmlab mount``).
+    """
+
+    def __init__(self, frames: int = 16, policy: str = "clock", swap_mb: float = 4,
+                 lab: str | None = None, stack_max: int = STACK_MAX,
+                 phys_base: int = PHYS_BASE, seed: int = 0, latency: str = "none") -> None:
+        _positive_int(frames, "frames")
+        _positive_int(stack_max, "stack_max")
+        _positive_int(phys_base, "phys_base")
+        if phys_base & (PAGE - 1) or phys_base > 1 << 47:
+            raise ValueError(f"phys_base must be page-aligned and below 2**47, not {phys_base:#x}")
+        if not isinstance(swap_mb, (int, float)) or isinstance(swap_mb, bool) or not 0 < swap_mb <= 1 << 20:
+            raise ValueError(f"swap_mb must be a positive number of MiB, not {swap_mb!r}")
+        slots = int(swap_mb * (1 << 20)) // PAGE - 1
+        if slots < 1:
+            raise ValueError(f"swap_mb={swap_mb} is too small for one slot")
+        self.phys_base, self.stack_max = phys_base, stack_max
+        self.stat = new_counters()
+        self.costs = FaultCosts()
+        self.procs: dict[int, Process] = {}
+        self.files: dict[tuple[int, int], MappedFile] = {}
+        self.pagecache: dict[tuple[Any, int, int], Frame] = {}
+        self.slot_rmap: dict[int, list[Pte]] = {}
+        self._next_pid = 1
+        self._closed = False
+        self._mount_cm = None
+        self.mount: fs.Mount | None = None
+        self.frames = FrameTable(frames)
+        try:
+            self.policy = make_policy(policy, self.frames.frames, seed)
+            self.touch = self.policy.touched if self.policy.wants_touch else None
+            if lab is None:
+                self._mount_cm = fs.mount(latency=latency)
+                self.mount = self._mount_cm.__enter__()
+                lab = self.mount.path
+            elif not os.path.isdir(lab):
+                raise ValueError(f"lab {lab!r} is not a directory (mount one with 'vmlab mount')")
+            self.lab = lab
+            self.swap_path, header = _new_swap_file(lab, (slots + 1) * PAGE)
+            self.swap = SwapDisk(self.swap_path, header=header)
+            self._scratch = mmap.mmap(-1, PAGE)
+        except BaseException:
+            self._teardown()
+            raise
+        atexit.register(self.close)
+
+    # -- processes ----------------------------------------------------------
+
+    def spawn(self) -> Process:
+        """A new process: an empty address space with one stack page, esp = PHYS_BASE."""
+        self._check_open()
+        return self._new_process()
+
+    def _new_process(self) -> Process:
+        p = Process(self, self._next_pid)
+        self._next_pid += 1
+        self.procs[p.pid] = p
+        return p
+
+    def _reap(self, p: Process) -> None:
+        self.procs.pop(p.pid, None)
+
+    # -- files --------------------------------------------------------------
+
+    def open_file(self, path: str) -> MappedFile:
+        """The machine's one descriptor for ``path`` (shared by its mappings)."""
+        self._check_open()
+        f = MappedFile(path)
+        known = self.files.get(f.key)
+        if known is not None:
+            f.close()
+            f = known
+        else:
+            self.files[f.key] = f
+        f.users += 1
+        return f
+
+    def close_file(self, f: MappedFile) -> None:
+        f.users -= 1
+        if f.users == 0:
+            del self.files[f.key]
+            f.close()
+
+    def read_head(self, f: MappedFile) -> bytes:
+        """The first page of a file, in one read (an executable's headers)."""
+        view = memoryview(self._scratch)
+        try:
+            f.read_page(0, min(PAGE, f.size), view)
+            self.stat["elf_header_reads"] += 1
+            return bytes(view[:min(PAGE, f.size)])
+        except OSError as e:
+            raise MapError(f"cannot read {f.path}: {e.strerror}") from None
+        finally:
+            view.release()
+
+    # -- figures ------------------------------------------------------------
+
+    def vmstat(self) -> dict[str, int]:
+        """Counters with Linux's names and units, plus vmlab's own.
+
+        Sample: ``{'pgfault': 40, 'pgmajfault': 12, 'pswpin': 8, 'pswpout': 10,
+        'pgpgin': 48, 'pgpgout': 40, 'zero_faults': 20, ..., 'nr_free_frames': 0}``
+        """
+        out = dict(self.stat)
+        out["file_faults"] = out["elf_faults"] + out["mmap_faults"]
+        out["nr_frames"] = len(self.frames.frames)
+        out["nr_free_frames"] = self.frames.nr_free
+        out["swap_slots"] = self.swap.slots
+        out["swap_used"] = self.swap.used
+        out["nr_processes"] = len(self.procs)
+        return out
+
+    def fault_costs(self) -> dict[str, dict[str, int]]:
+        """Per fault case: ``{'swap': {'count': 10, 'median_ns': 61000, 'p99_ns': 98000}, ...}``."""
+        return self.costs.summary()
+
+    def swaps(self) -> str:
+        """``/proc/swaps``."""
+        return self.swap.swaps_line(header=True)
+
+    # -- lifetime -----------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise VMError("this Machine is closed")
+
+    def close(self) -> None:
+        """Exit every process (writing back dirty shared pages), remove the
+        swap file, and unmount the embedded lab filesystem if there is one."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
+        try:
+            for p in list(self.procs.values()):
+                p.exit(0)
+        finally:
+            self._teardown()
+
+    def _teardown(self) -> None:
+        for f in list(self.files.values()):
+            f.close()
+        self.files.clear()
+        if getattr(self, "swap", None) is not None:
+            self.swap.close()
+            _unlink_quietly(self.swap_path)
+        if getattr(self, "_scratch", None) is not None:
+            self._scratch.close()
+        self.pagecache.clear()
+        self.slot_rmap.clear()
+        if self.frames.frames:
+            self.frames.close()
+        if self._mount_cm is not None:
+            cm, self._mount_cm = self._mount_cm, None
+            cm.__exit__(None, None, None)
+
+    def __enter__(self) -> "Machine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"<Machine frames={len(self.frames.frames)} policy={self.policy.name} "
+                f"lab={self.lab} processes={len(self.procs)}>")
+
+
+def _positive_int(v: Any, name: str) -> None:
+    if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+        raise ValueError(f"{name} must be a positive int, not {v!r}")
+
+
+def _new_swap_file(lab: str, size: int) -> tuple[str, SwapHeader]:
+    """``swap.img`` on the mount, or ``swap-N.img`` if another Machine has it."""
+    for n in range(1, 10_000):
+        path = os.path.join(lab, "swap.img" if n == 1 else f"swap-{n}.img")
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            continue
+        return path, mkswap(path, size, force=True)
+    raise VMError(f"no free swap file name in {lab}")
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

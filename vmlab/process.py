@@ -1,0 +1,318 @@
+"""A process: an address space (VMAs and PTEs), an MMU-style way in
+(``read``/``write`` set the accessed and dirty bits and fault on anything
+not present or not writable), a stack pointer, fork, mmap and exit."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from vmlab import vm
+from vmlab.elf import parse_elf
+from vmlab.errors import BusError, MapError, OutOfMemory, SegFault, VMError
+from vmlab.page import PAGE, PAGE_MASK, PAGE_SHIFT, Pte, Vma, page_round_up
+from vmlab.reclaim import release_pte
+
+if TYPE_CHECKING:
+    from vmlab.machine import Machine
+
+PIE_BASE = 0x08000000       # where position-independent executables are loaded
+
+
+def _check_addr(addr: Any, what: str = "address") -> int:
+    if not isinstance(addr, int) or isinstance(addr, bool) or addr < 0:
+        raise ValueError(f"{what} must be a non-negative int, not {addr!r}")
+    return addr
+
+
+class Process:
+    """
+    >>> from vmlab import Machine
+    >>> with Machine(frames=4) as m:
+    ...     p = m.spawn()
+    ...     p.write(p.esp - 4096, b"hello"); p.read(p.esp - 4096, 5)
+    ...     print(p.maps(), end="")
+    b'hello'
+    bffff000-c0000000 rw-p 00000000 00:00 0                                  [stack]
+    """
+
+    def __init__(self, machine: "Machine", pid: int) -> None:
+        self.machine = machine
+        self.pid = pid
+        self.spt: dict[int, Pte] = {}
+        top = machine.phys_base
+        self.stack = Vma(top - PAGE, top, "stack", writable=True)
+        self.vmas: list[Vma] = [self.stack]
+        self.esp = top
+        self.minflt = 0
+        self.majflt = 0
+        self.exit_status: int | None = None
+
+    def __repr__(self) -> str:
+        state = "running" if self.alive else f"exited {self.exit_status}"
+        return f"<Process pid={self.pid} {state} rss={self.rss_pages} minflt={self.minflt} majflt={self.majflt}>"
+
+    @property
+    def alive(self) -> bool:
+        return self.exit_status is None
+
+    @property
+    def rss_pages(self) -> int:
+        return sum(1 for pte in self.spt.values() if pte.frame is not None)
+
+    def find_vma(self, addr: int) -> Vma | None:
+        for v in self.vmas:
+            if v.start <= addr < v.end:
+                return v
+        return None
+
+    # -- memory access: the MMU ---------------------------------------------
+
+    def read(self, addr: int, n: int) -> bytes:
+        """Read ``n`` bytes at ``addr`` (any length, across pages)."""
+        self._check_alive()
+        _check_addr(addr)
+        if not isinstance(n, int) or n < 0:
+            raise ValueError(f"length must be a non-negative int, not {n!r}")
+        out = bytearray(n)
+        spt, touch = self.spt, self.machine.touch
+        pos = 0
+        while pos < n:
+            a = addr + pos
+            off = a & PAGE_MASK
+            chunk = min(n - pos, PAGE - off)
+            pte = spt.get(a >> PAGE_SHIFT)
+            if pte is None or pte.frame is None:
+                pte = self._fault(a, False)
+            pte.accessed = True
+            if touch:
+                touch(pte.frame)
+            out[pos:pos + chunk] = pte.frame.view[off:off + chunk]
+            pos += chunk
+        return bytes(out)
+
+    def write(self, addr: int, data: bytes) -> None:
+        """Write ``data`` at ``addr`` (any length, across pages)."""
+        self._check_alive()
+        _check_addr(addr)
+        src = memoryview(data).cast("B")
+        spt, touch = self.spt, self.machine.touch
+        n, pos = len(src), 0
+        while pos < n:
+            a = addr + pos
+            off = a & PAGE_MASK
+            chunk = min(n - pos, PAGE - off)
+            pte = spt.get(a >> PAGE_SHIFT)
+            if pte is None or not pte.writable or pte.frame is None:
+                pte = self._fault(a, True)
+            pte.accessed = pte.dirty = True
+            if touch:
+                touch(pte.frame)
+            pte.frame.view[off:off + chunk] = src[pos:pos + chunk]
+            pos += chunk
+
+    def push(self, data: bytes) -> int:
+        """Move esp down by ``len(data)`` and write it there; returns the new esp."""
+        self._check_alive()
+        self.esp -= len(data)
+        self.write(self.esp, data)
+        return self.esp
+
+    def _fault(self, addr: int, write: bool) -> Pte:
+        try:
+            return vm.handle_fault(self.machine, self, addr, write)
+        except (SegFault, BusError, OutOfMemory) as e:
+            kind = {SegFault: "segfaults", BusError: "bus_errors", OutOfMemory: "oom_kills"}
+            self.machine.stat[kind[type(e)]] += 1
+            self._kill()
+            raise
+
+    # -- building the address space -----------------------------------------
+
+    def _check_free(self, start: int, end: int) -> None:
+        if start == 0 or start & PAGE_MASK:
+            raise MapError(f"address {start:#x} is zero or not page-aligned")
+        if end > self.machine.phys_base:
+            raise MapError(f"range {start:#x}-{end:#x} reaches PHYS_BASE "
+                           f"({self.machine.phys_base:#x})")
+        for v in self.vmas:
+            if v.start < end and start < v.end:
+                name = v.file.path if v.file else f"[{v.kind}]"
+                raise MapError(f"range {start:#x}-{end:#x} overlaps {v.start:#x}-{v.end:#x} {name}")
+
+    def _add_vma(self, vma: Vma) -> None:
+        self.vmas.append(vma)
+        self.vmas.sort(key=lambda v: v.start)
+
+    def load_elf(self, path: str) -> int:
+        """Map a real ELF executable lazily; returns its entry point.
+
+        Reads the first page (the ELF and program headers) and creates one
+        mapping per PT_LOAD segment; no segment page is read until it faults.
+        """
+        self._check_alive()
+        m = self.machine
+        f = m.open_file(path)
+        try:
+            head = m.read_head(f)
+            entry, pie, segs = parse_elf(head, path)
+            base = PIE_BASE if pie else 0
+            if not segs:
+                raise MapError(f"{path}: no loadable segments")
+            new = []
+            for s in segs:
+                vaddr = base + s.vaddr
+                start = vaddr & ~PAGE_MASK
+                if (s.offset - s.vaddr) & PAGE_MASK:
+                    raise MapError(f"{path}: segment at {vaddr:#x} is not page-aligned in the file")
+                lead = vaddr - start
+                vma = Vma(start, page_round_up(vaddr + s.memsz), "elf", s.writable,
+                          s.executable, False, f, s.offset - lead, lead + s.filesz)
+                self._check_free(vma.start, vma.end)
+                for other in new:
+                    if other.start < vma.end and vma.start < other.end:
+                        raise MapError(f"{path}: segments share the page at {vma.start:#x}")
+                new.append(vma)
+        except BaseException:
+            m.close_file(f)
+            raise
+        for vma in new:
+            f.users += 1
+            self._add_vma(vma)
+        m.close_file(f)             # drop open_file's own reference
+        return base + entry
+
+    def mmap(self, path: str | None, addr: int, length: int | None = None, *,
+             private: bool = False, writable: bool = True, offset: int = 0) -> int:
+        """Map ``path`` (or anonymous zero-fill memory if None) at ``addr``.
+
+        File mappings are shared unless ``private`` (then copy-on-write);
+        ``length`` defaults to the file's size. Returns ``addr``.
+        Raises MapError, leaving the address space unchanged.
+        """
+        self._check_alive()
+        _check_addr(addr)
+        _check_addr(offset, "offset")
+        if offset & PAGE_MASK:
+            raise MapError(f"file offset {offset} is not page-aligned")
+        if length is not None and (not isinstance(length, int) or length <= 0):
+            raise MapError(f"length must be a positive int, not {length!r}")
+        m = self.machine
+        if path is None:
+            if length is None:
+                raise MapError("an anonymous mapping needs a length")
+            end = addr + page_round_up(length)
+            self._check_free(addr, end)
+            self._add_vma(Vma(addr, end, "anon", writable))
+            return addr
+        f = m.open_file(os.fspath(path))
+        try:
+            if f.size == 0:
+                raise MapError(f"cannot map {path}: the file is empty")
+            if offset >= f.size:
+                raise MapError(f"offset {offset} is past the end of {path}")
+            if not private and writable and not f.writable:
+                raise MapError(f"cannot map {path} shared and writable: it is read-only")
+            end = addr + page_round_up(length if length is not None else f.size - offset)
+            self._check_free(addr, end)
+        except BaseException:
+            m.close_file(f)
+            raise
+        f.users += 1
+        self._add_vma(Vma(addr, end, "mmap", writable, False, not private, f, offset,
+                          f.size - offset))
+        m.close_file(f)
+        return addr
+
+    def munmap(self, addr: int) -> None:
+        """Unmap the mapping that starts at ``addr``, writing back its dirty
+        shared pages (never clean ones)."""
+        self._check_alive()
+        vma = next((v for v in self.vmas if v.start == addr and v is not self.stack), None)
+        if vma is None:
+            raise MapError(f"no mapping starts at {addr:#x}")
+        self._unmap(vma)
+
+    def _unmap(self, vma: Vma) -> None:
+        m = self.machine
+        spt = self.spt
+        vpns = ([v for v in spt if vma.start >> PAGE_SHIFT <= v < vma.end >> PAGE_SHIFT]
+                if len(spt) < len(vma.pages) else [v for v in vma.pages if v in spt])
+        for vpn in vpns:
+            release_pte(m, spt.pop(vpn))
+        self.vmas.remove(vma)
+        if vma.file is not None:
+            m.close_file(vma.file)
+
+    # -- fork and exit ------------------------------------------------------
+
+    def fork(self) -> "Process":
+        """A copy-on-write child: both share every frame read-only until one writes."""
+        self._check_alive()
+        m = self.machine
+        child = m._new_process()
+        child.esp = self.esp
+        child.vmas = []
+        for v in self.vmas:
+            c = Vma(v.start, v.end, v.kind, v.writable, v.executable, v.shared, v.file,
+                    v.offset, v.file_bytes)
+            if v.file is not None:
+                v.file.users += 1
+            child.vmas.append(c)
+            if v is self.stack:
+                child.stack = c
+        for vpn, pte in self.spt.items():
+            c = child.spt[vpn] = Pte(child, vpn)
+            if pte.frame is not None:
+                f = pte.frame
+                if f.file is None:          # anonymous: copy-on-write from now on
+                    f.dirty = f.dirty or pte.dirty
+                    pte.dirty = False
+                    pte.writable = False
+                c.frame, c.writable = f, pte.writable
+                f.rmap.append(c)
+            else:
+                c.slot = pte.slot
+                m.slot_rmap[pte.slot].append(c)
+        return child
+
+    def exit(self, status: int = 0) -> None:
+        """End the process: dirty shared pages are written back, its frames,
+        swap slots and mappings released."""
+        self._check_alive()
+        self._release()
+        self.exit_status = status
+
+    def _kill(self) -> None:
+        if self.alive:
+            try:
+                self._release()
+            finally:
+                self.exit_status = -1
+
+    def _release(self) -> None:
+        for vma in list(self.vmas):
+            self._unmap(vma)
+        self.machine._reap(self)
+
+    def _check_alive(self) -> None:
+        if not self.alive:
+            raise VMError(f"process {self.pid} has exited (status {self.exit_status})")
+
+    # -- views --------------------------------------------------------------
+
+    def memory_maps(self) -> list[dict[str, Any]]:
+        """One dict per mapping, like psutil's ``memory_maps(grouped=False)``
+        with smaps fields (KiB)."""
+        from vmlab.views import memory_maps
+        return memory_maps(self)
+
+    def maps(self) -> str:
+        """``/proc/PID/maps``."""
+        from vmlab.views import render_maps
+        return render_maps(self)
+
+    def smaps(self) -> str:
+        """``/proc/PID/smaps`` (the fields vmlab knows)."""
+        from vmlab.views import render_smaps
+        return render_smaps(self)

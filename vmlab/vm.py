@@ -1,0 +1,187 @@
+"""The page fault handler.
+
+``handle_fault`` reads top to bottom like Linux's ``handle_pte_fault``: check
+the address, find the mapping (or grow the stack), then dispatch to one
+handler per case, each of which gets a frame, fills it and installs it:
+
+    present, write to a copy-on-write page   -> do_wp_page      (minor)
+    paged out to swap                        -> do_swap_page    (major)
+    file-backed (executable or mmap)         -> do_file_page    (major, or
+                                                minor if another mapper has it)
+    anonymous                                -> do_anonymous_page (minor: zero
+                                                page, or stack growth)
+
+A write to a page that arrives read-only (shared after fork, or a private
+mapping of a file) is then broken copy-on-write in the same fault.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from swapdisk import SwapError
+from vmlab.errors import BusError, SegFault
+from vmlab.frame import Frame
+from vmlab.page import PAGE, PAGE_MASK, PAGE_SHIFT, Pte, Vma
+from vmlab.reclaim import free_frame, get_frame
+
+if TYPE_CHECKING:
+    from vmlab.machine import Machine
+    from vmlab.process import Process
+
+MAJOR = frozenset({"elf", "mmap", "swap"})
+PUSHA_SLACK = 32        # PUSHA writes 32 bytes below esp before moving it
+_ZERO = bytes(PAGE)
+_ns = time.perf_counter_ns
+
+
+def handle_fault(m: "Machine", p: "Process", addr: int, write: bool) -> Pte:
+    t0 = _ns()
+    m.stat["pgfault"] += 1
+    if addr >= m.phys_base or addr < PAGE:
+        raise SegFault(f"pid {p.pid}: access to {addr:#x}, outside user memory")
+    vpn = addr >> PAGE_SHIFT
+    vma = p.find_vma(addr)
+    grew = vma is None and (vma := grow_stack(m, p, addr)) is not None
+    if vma is None:
+        raise SegFault(f"pid {p.pid}: no mapping at {addr:#x} (esp {p.esp:#x})")
+    if write and not vma.writable:
+        raise SegFault(f"pid {p.pid}: write to read-only page at {addr:#x}")
+
+    pte = p.spt.get(vpn)
+    if pte is not None and pte.frame is not None:
+        case = do_wp_page(m, pte)
+    elif pte is not None and pte.slot is not None:
+        case = do_swap_page(m, pte, vma)
+    elif vma.recipe(vpn)[0] == "file" or vma.past_eof(vpn):
+        case = do_file_page(m, p, vpn, vma)
+    else:
+        case = do_anonymous_page(m, p, vpn, vma, "stack" if grew else "zero")
+    pte = p.spt[vpn]
+    if write and not pte.writable:
+        break_cow(m, pte)
+
+    m.stat[case + "_faults"] += 1
+    if case in MAJOR:
+        m.stat["pgmajfault"] += 1
+        p.majflt += 1
+    else:
+        p.minflt += 1
+    m.costs.record(case, _ns() - t0)
+    return pte
+
+
+def grow_stack(m: "Machine", p: "Process", addr: int) -> Vma | None:
+    """Extend the stack down to ``addr`` if this is a stack access."""
+    stack = p.stack
+    if not (addr < stack.start and addr >= p.esp - PUSHA_SLACK
+            and addr >= m.phys_base - m.stack_max):
+        return None
+    start = addr & ~PAGE_MASK
+    if any(v is not stack and v.end > start and v.start < stack.start for v in p.vmas):
+        return None                     # would run into another mapping
+    stack.start = start
+    return stack
+
+
+def install(m: "Machine", p: "Process", vpn: int, f: Frame, writable: bool) -> Pte:
+    pte = p.spt.get(vpn)
+    if pte is None:
+        pte = p.spt[vpn] = Pte(p, vpn)
+    pte.frame, pte.slot = f, None
+    pte.writable, pte.accessed, pte.dirty = writable, True, False
+    f.rmap.append(pte)
+    return pte
+
+
+# -- one handler per case ---------------------------------------------------
+
+def do_anonymous_page(m: "Machine", p: "Process", vpn: int, vma: Vma, case: str) -> str:
+    f = get_frame(m)
+    f.view[:] = _ZERO
+    install(m, p, vpn, f, vma.writable)
+    m.policy.loaded(f)
+    return case
+
+
+def do_file_page(m: "Machine", p: "Process", vpn: int, vma: Vma) -> str:
+    if vma.past_eof(vpn):
+        raise BusError(f"pid {p.pid}: page {vpn << PAGE_SHIFT:#x} is past the end of "
+                       f"{vma.file.path}")
+    _, offset, nbytes = vma.recipe(vpn)
+    key = (vma.file.key, offset, nbytes)
+    f = m.pagecache.get(key)
+    if f is not None:                   # another mapping has it: no I/O
+        install(m, p, vpn, f, vma.shared and vma.writable)
+        return "pagecache"
+    f = get_frame(m)
+    f.pinned = True
+    try:
+        vma.file.read_page(offset, nbytes, f.view)
+    except OSError as e:
+        free_frame(m, f)
+        raise BusError(f"pid {p.pid}: reading {vma.file.path} at {offset}: {e.strerror}") from None
+    finally:
+        f.pinned = False
+    m.stat["pgpgin"] += 4
+    f.file, f.pgoff, f.nbytes = vma.file, offset, nbytes
+    m.pagecache[key] = f
+    # Private mappings see the page cache read-only; a write copies it.
+    install(m, p, vpn, f, vma.shared and vma.writable)
+    m.policy.loaded(f)
+    return "elf" if vma.kind == "elf" else "mmap"
+
+
+def do_swap_page(m: "Machine", pte: Pte, vma: Vma) -> str:
+    slot = pte.slot
+    f = get_frame(m)
+    f.pinned = True
+    try:
+        m.swap.read(slot, f.view)
+    except (OSError, SwapError) as e:
+        free_frame(m, f)
+        raise BusError(f"pid {pte.proc.pid}: swap-in of slot {slot} failed: {e}") from None
+    finally:
+        f.pinned = False
+    m.stat["pswpin"] += 1
+    m.stat["pgpgin"] += 4
+    # Every PTE that shared the page before it left shares the frame again
+    # (read-only if more than one); the slot is free once read back.
+    users = m.slot_rmap.pop(slot)
+    m.swap.free(slot)
+    alone = len(users) == 1
+    for q in users:
+        q.frame, q.slot = f, None
+        q.writable = alone and vma.writable
+        q.accessed = q is pte
+        q.dirty = False
+        f.rmap.append(q)
+    f.dirty = True                      # the only copy is in memory now
+    m.policy.loaded(f)
+    return "swap"
+
+
+def do_wp_page(m: "Machine", pte: Pte) -> str:
+    break_cow(m, pte)
+    return "cow"
+
+
+def break_cow(m: "Machine", pte: Pte) -> None:
+    """Give ``pte`` a page it may write: the same frame if it is the last
+    user of an anonymous page, else a private copy."""
+    old = pte.frame
+    if old.file is None and len(old.rmap) == 1:
+        pte.writable = True
+        m.stat["cow_reuses"] += 1
+        return
+    data = bytes(old.view)              # snapshot: getting a frame may evict `old`
+    old.rmap.remove(pte)
+    pte.frame = None
+    if not old.rmap:
+        free_frame(m, old)
+    new = get_frame(m)
+    new.view[:] = data
+    new.dirty = True
+    install(m, pte.proc, pte.vpn, new, True)
+    m.policy.loaded(new)
