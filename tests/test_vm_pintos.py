@@ -111,6 +111,16 @@ def _fill(p, addr, data, step=PAGE):
         p.write(addr + i, data[i:i + step])
 
 
+def _shuffle(p, a, model: bytearray, rng: random.Random, swaps: int) -> None:
+    """Swap random byte pairs in the process and in the model alike."""
+    for _ in range(swaps):
+        i, j = rng.randrange(len(model)), rng.randrange(len(model))
+        x, y = p.read(a + i, 1), p.read(a + j, 1)
+        p.write(a + i, y)
+        p.write(a + j, x)
+        model[i], model[j] = model[j], model[i]
+
+
 def test_page_linear(machine):
     m = machine(frames=16, swap_mb=4)
     p = m.spawn()
@@ -211,13 +221,7 @@ def test_page_shuffle(machine):
     a = p.mmap(None, 0x10000000, length=size)
     model = bytearray(range(256)) * (size // 256)
     _fill(p, a, bytes(model))
-    rng = random.Random(5)
-    for _ in range(300):
-        i, j = rng.randrange(size), rng.randrange(size)
-        x, y = p.read(a + i, 1), p.read(a + j, 1)
-        p.write(a + i, y)
-        p.write(a + j, x)
-        model[i], model[j] = model[j], model[i]
+    _shuffle(p, a, model, random.Random(5), 300)
     assert p.read(a, size) == bytes(model)
 
 
@@ -361,13 +365,7 @@ def test_mmap_shuffle(machine, sample):
     p = m.spawn()
     a = p.mmap(path, 0x10000000)
     model = bytearray(range(256)) * (size // 256)
-    rng = random.Random(9)
-    for _ in range(200):
-        i, j = rng.randrange(size), rng.randrange(size)
-        x, y = p.read(a + i, 1), p.read(a + j, 1)
-        p.write(a + i, y)
-        p.write(a + j, x)
-        model[i], model[j] = model[j], model[i]
+    _shuffle(p, a, model, random.Random(9), 200)
     p.munmap(a)
     assert open(path, "rb").read() == bytes(model)
     assert m.vmstat()["pswpout"] == 0             # shared file pages never go to swap

@@ -1,0 +1,260 @@
+"""Differential test: random programs on a Machine against a flat-memory model.
+
+Every read must equal what plain byte arrays say ("the process never knows
+anything happened"), whatever the frames (1 to 16) and the policy; at the end
+every frame and swap slot is free again and every shared file holds what the
+model wrote. Profiles: `ci` (default, bounded) and `long`
+(VMLAB_HYPOTHESIS_PROFILE=long).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+import fs
+from vmlab import Machine, SegFault
+from vmlab.policy import POLICIES
+
+PAGE = 4096
+PHYS_BASE = 0xC0000000
+SLOT_BASE, SLOT_STRIDE, SLOTS = 0x10000000, 0x100000, 6
+STACK_LIMIT = 64 * 1024
+MAX_PROCS = 4
+
+settings.register_profile("ci", max_examples=150, stateful_step_count=50, deadline=None,
+                          suppress_health_check=list(HealthCheck))
+settings.register_profile("long", max_examples=10_000, stateful_step_count=60, deadline=None,
+                          suppress_health_check=list(HealthCheck))
+
+LAB: dict[str, str] = {}
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lab_for_model(shared_lab):
+    LAB["path"], LAB["backing"] = shared_lab.path, shared_lab.backing
+    yield
+
+
+def _bytes(data, n: int) -> bytes:
+    """n bytes from a drawn seed: big payloads without overrunning hypothesis."""
+    return random.Random(data.draw(st.integers(0, 2**32))).randbytes(n)
+
+
+class FileModel:
+    def __init__(self, size: int, data: bytes) -> None:
+        self.name = f"model-{os.getpid()}-{next(_names)}.bin"
+        self.size = size
+        self.mem = bytearray(data) + bytearray(-size % PAGE)   # what every sharer sees
+        with open(os.path.join(LAB["backing"], self.name), "wb") as f:
+            f.write(data)
+        self.mappers = 0
+
+
+class Region:
+    def __init__(self, start: int, kind: str, mem: bytearray, writable: bool,
+                 file: FileModel | None = None) -> None:
+        self.start, self.kind, self.mem, self.writable, self.file = start, kind, mem, writable, file
+
+    @property
+    def writable_len(self) -> int:
+        # A shared file's page tail past EOF is never written back; keep out of it.
+        return self.file.size if self.kind == "shared" else len(self.mem)
+
+
+class ProcModel:
+    def __init__(self, proc) -> None:
+        self.proc = proc
+        self.regions: dict[int, Region] = {}
+        self.stack = bytearray(PAGE)        # [PHYS_BASE - len, PHYS_BASE)
+
+    def stack_bytes(self, esp: int) -> int:
+        return PHYS_BASE - esp
+
+
+class VMModel(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.m: Machine | None = None
+        self.procs: list[ProcModel] = []
+        self.files: list[FileModel] = []
+
+    # -- set-up ---------------------------------------------------------------
+
+    @initialize(frames=st.integers(1, 16), policy=st.sampled_from(sorted(POLICIES)),
+                seed=st.integers(0, 1000))
+    def boot(self, frames, policy, seed):
+        self.m = Machine(frames=frames, policy=policy, swap_mb=2, seed=seed, lab=LAB["path"])
+        self.procs.append(ProcModel(self.m.spawn()))
+
+    def _ready(self) -> bool:
+        return self.m is not None and bool(self.procs)
+
+    @precondition(lambda self: self.m is not None and len(self.procs) < MAX_PROCS)
+    @rule()
+    def spawn(self):
+        self.procs.append(ProcModel(self.m.spawn()))
+
+    # -- mappings -------------------------------------------------------------
+
+    @precondition(_ready)
+    @rule(data=st.data(), kind=st.sampled_from(["anon", "shared", "private"]),
+          pages=st.integers(1, 5), writable=st.booleans())
+    def mmap(self, data, kind, pages, writable):
+        pm = data.draw(st.sampled_from(self.procs))
+        free = [k for k in range(SLOTS) if SLOT_BASE + k * SLOT_STRIDE not in pm.regions]
+        if not free:
+            return
+        start = SLOT_BASE + data.draw(st.sampled_from(free)) * SLOT_STRIDE
+        if kind == "anon":
+            pm.proc.mmap(None, start, length=pages * PAGE, writable=writable)
+            pm.regions[start] = Region(start, kind, bytearray(pages * PAGE), writable)
+            return
+        size = pages * PAGE - data.draw(st.integers(0, PAGE - 1))
+        fm = FileModel(size, _bytes(data, size))
+        self.files.append(fm)
+        path = os.path.join(LAB["path"], fm.name)
+        pm.proc.mmap(path, start, private=kind == "private", writable=writable)
+        mem = fm.mem if kind == "shared" else bytearray(fm.mem)
+        if kind == "shared":
+            fm.mappers += 1
+        pm.regions[start] = Region(start, kind, mem, writable, fm)
+
+    @precondition(_ready)
+    @rule(data=st.data())
+    def munmap(self, data):
+        pm = data.draw(st.sampled_from(self.procs))
+        if pm.regions:
+            start = data.draw(st.sampled_from(sorted(pm.regions)))
+            pm.proc.munmap(start)
+            self._drop_region(pm.regions.pop(start))
+
+    def _drop_region(self, r: Region) -> None:
+        if r.kind == "shared":
+            r.file.mappers -= 1
+            if r.file.mappers == 0:         # nobody maps it: the file must hold it all
+                with open(os.path.join(LAB["backing"], r.file.name), "rb") as f:
+                    assert f.read() == bytes(r.file.mem[:r.file.size])
+
+    # -- memory ---------------------------------------------------------------
+
+    @precondition(_ready)
+    @rule(data=st.data())
+    def write(self, data):
+        pm = data.draw(st.sampled_from(self.procs))
+        regions = [r for r in pm.regions.values() if r.writable]
+        if not regions:
+            return
+        r = data.draw(st.sampled_from(regions))
+        off = data.draw(st.integers(0, r.writable_len - 1))
+        payload = _bytes(data, data.draw(st.integers(1, min(3 * PAGE, r.writable_len - off))))
+        pm.proc.write(r.start + off, payload)
+        r.mem[off:off + len(payload)] = payload
+
+    @precondition(_ready)
+    @rule(data=st.data())
+    def read(self, data):
+        pm = data.draw(st.sampled_from(self.procs))
+        if not pm.regions:
+            return
+        r = data.draw(st.sampled_from(list(pm.regions.values())))
+        off = data.draw(st.integers(0, len(r.mem) - 1))
+        n = data.draw(st.integers(1, min(3 * PAGE, len(r.mem) - off)))
+        assert pm.proc.read(r.start + off, n) == bytes(r.mem[off:off + n])
+
+    @precondition(_ready)
+    @rule(data=st.data())
+    def push(self, data):
+        pm = data.draw(st.sampled_from(self.procs))
+        p = pm.proc
+        payload = _bytes(data, data.draw(st.integers(1, 700)))
+        if p.esp - len(payload) < PHYS_BASE - STACK_LIMIT:
+            return
+        p.push(payload)
+        depth = PHYS_BASE - p.esp
+        if depth > len(pm.stack):
+            pm.stack[:0] = bytearray(depth - len(pm.stack))
+        i = len(pm.stack) - depth
+        pm.stack[i:i + len(payload)] = payload
+
+    @precondition(_ready)
+    @rule(data=st.data())
+    def read_stack(self, data):
+        pm = data.draw(st.sampled_from(self.procs))
+        lo = min(pm.proc.esp, PHYS_BASE - PAGE)
+        addr = data.draw(st.integers(lo, PHYS_BASE - 1))
+        n = data.draw(st.integers(1, PHYS_BASE - addr))
+        i = len(pm.stack) - (PHYS_BASE - addr)
+        assert pm.proc.read(addr, n) == bytes(pm.stack[i:i + n])
+
+    @precondition(_ready)
+    @rule(data=st.data())
+    def bad_access(self, data):
+        """A write to a read-only mapping or an unmapped address kills the process."""
+        pm = data.draw(st.sampled_from(self.procs))
+        ro = [r for r in pm.regions.values() if not r.writable]
+        target = ro[0].start if ro else SLOT_BASE + SLOTS * SLOT_STRIDE
+        with pytest.raises(SegFault):
+            pm.proc.write(target, b"!")
+        assert pm.proc.exit_status == -1
+        self._gone(pm)
+
+    # -- processes ------------------------------------------------------------
+
+    @precondition(lambda self: self._ready() and len(self.procs) < MAX_PROCS)
+    @rule(data=st.data())
+    def fork(self, data):
+        pm = data.draw(st.sampled_from(self.procs))
+        child = ProcModel(pm.proc.fork())
+        child.stack = bytearray(pm.stack)
+        for start, r in pm.regions.items():
+            mem = r.mem if r.kind == "shared" else bytearray(r.mem)
+            if r.kind == "shared":
+                r.file.mappers += 1
+            child.regions[start] = Region(start, r.kind, mem, r.writable, r.file)
+        self.procs.append(child)
+
+    @precondition(_ready)
+    @rule(data=st.data())
+    def exit(self, data):
+        pm = data.draw(st.sampled_from(self.procs))
+        pm.proc.exit(0)
+        self._gone(pm)
+
+    def _gone(self, pm: ProcModel) -> None:
+        self.procs.remove(pm)
+        for r in pm.regions.values():
+            self._drop_region(r)
+
+    @invariant()
+    def frames_accounted(self):
+        if self.m is not None:
+            used = sum(1 for f in self.m.frames.frames if f.rmap)
+            assert used + self.m.frames.nr_free == len(self.m.frames.frames)
+
+    def teardown(self):
+        if self.m is None:
+            return
+        try:
+            for pm in list(self.procs):
+                pm.proc.exit(0)
+                self._gone(pm)
+            s = self.m.vmstat()
+            assert s["nr_free_frames"] == s["nr_frames"] and s["swap_used"] == 0
+            assert not self.m.pagecache and not self.m.slot_rmap
+        finally:
+            self.m.close()
+            for fm in self.files:
+                os.unlink(os.path.join(LAB["backing"], fm.name))
+
+
+TestVMAgainstFlatMemory = VMModel.TestCase
+TestVMAgainstFlatMemory.settings = settings.get_profile(
+    os.environ.get("VMLAB_HYPOTHESIS_PROFILE", "ci"))
