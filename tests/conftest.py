@@ -56,14 +56,25 @@ def run_vmlab(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout, env=dict(os.environ, NO_COLOR="1"))
 
 
-@pytest.fixture(scope="module")
-def shared_lab(tmp_path_factory):
-    """One lab mount for a whole test module (a Machine per test on it)."""
+@pytest.fixture(scope="module", params=["fs.mount", "vmlab-mount"])
+def shared_lab(request, tmp_path_factory):
+    """One lab mount for a whole test module (a Machine per test on it),
+    made once in-process with fs.mount and once with the `vmlab mount` CLI."""
     root = tmp_path_factory.mktemp("lab")
-    (root / "b").mkdir()
-    (root / "m").mkdir()
-    with fs.mount(str(root / "b"), str(root / "m")) as m:
-        yield m
+    back, mnt = root / "b", root / "m"
+    back.mkdir()
+    mnt.mkdir()
+    if request.param == "fs.mount":
+        with fs.mount(str(back), str(mnt)) as m:
+            yield m
+        return
+    r = run_vmlab("mount", str(mnt), "--backing", str(back))
+    assert r.returncode == 0, r.stderr
+    try:
+        yield fs.attach(str(mnt))
+    finally:
+        if run_vmlab("umount", str(mnt)).returncode != 0:
+            subprocess.run(["fusermount3", "-uz", str(mnt)])
 
 
 @pytest.fixture

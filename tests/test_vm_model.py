@@ -16,7 +16,8 @@ import random
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition, rule,
+                                 run_state_machine_as_test)
 
 import fs
 from vmlab import Machine, SegFault
@@ -35,12 +36,6 @@ settings.register_profile("long", max_examples=10_000, stateful_step_count=60, d
 
 LAB: dict[str, str] = {}
 _names = itertools.count()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def lab_for_model(shared_lab):
-    LAB["path"], LAB["backing"] = shared_lab.path, shared_lab.backing
-    yield
 
 
 def _bytes(data, n: int) -> bytes:
@@ -255,6 +250,7 @@ class VMModel(RuleBasedStateMachine):
                 os.unlink(os.path.join(LAB["backing"], fm.name))
 
 
-TestVMAgainstFlatMemory = VMModel.TestCase
-TestVMAgainstFlatMemory.settings = settings.get_profile(
-    os.environ.get("VMLAB_HYPOTHESIS_PROFILE", "ci"))
+def test_vm_against_flat_memory(shared_lab):
+    LAB["path"], LAB["backing"] = shared_lab.path, shared_lab.backing
+    run_state_machine_as_test(VMModel, settings=settings.get_profile(
+        os.environ.get("VMLAB_HYPOTHESIS_PROFILE", "ci")))

@@ -1,0 +1,125 @@
+"""Replacement inside a real Machine follows the textbook definitions, and
+the Machine cleans up after itself however it ends."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from collections import OrderedDict
+
+import pytest
+
+import fs
+from vmlab import Machine
+
+PAGE = 4096
+
+
+# Independent, deliberately plain reference implementations.
+def ref_fifo(refs, n):
+    frames, faults = [], 0
+    for r in refs:
+        if r not in frames:
+            faults += 1
+            if len(frames) == n:
+                frames.pop(0)
+            frames.append(r)
+    return faults
+
+
+def ref_lru(refs, n):
+    frames, faults = OrderedDict(), 0
+    for r in refs:
+        if r in frames:
+            frames.move_to_end(r)
+            continue
+        faults += 1
+        if len(frames) == n:
+            frames.popitem(last=False)
+        frames[r] = True
+    return faults
+
+
+def ref_clock(refs, n):
+    frames, bits, hand, faults = [None] * n, [0] * n, 0, 0
+    for r in refs:
+        if r in frames:
+            bits[frames.index(r)] = 1
+            continue
+        faults += 1
+        if None in frames:                      # fill in order while free
+            i = frames.index(None)
+        else:
+            while bits[hand]:
+                bits[hand] = 0
+                hand = (hand + 1) % n
+            i = hand
+            hand = (hand + 1) % n
+        frames[i], bits[i] = r, 1
+    return faults
+
+
+REF = {"fifo": ref_fifo, "lru": ref_lru, "clock": ref_clock}
+BELADY = [1, 2, 3, 4, 1, 2, 5, 1, 2, 3, 4, 5]
+
+
+def machine_faults(machine, policy, frames, refs, write_every=0):
+    m = machine(frames=frames, policy=policy, swap_mb=1)
+    p = m.spawn()
+    base = p.mmap(None, 0x10000000, length=(max(refs) + 1) * PAGE)
+    for k, r in enumerate(refs):
+        if write_every and k % write_every == 0:
+            p.write(base + r * PAGE, bytes([r]))
+        else:
+            assert p.read(base + r * PAGE, 1) in (bytes(1), bytes([r]))
+    s = m.vmstat()
+    return s["zero_faults"] + s["swap_faults"]
+
+
+@pytest.mark.parametrize("policy", sorted(REF))
+def test_belady_string(machine, policy):
+    for frames in (3, 4):
+        assert machine_faults(machine, policy, frames, BELADY) == REF[policy](BELADY, frames)
+    if policy == "fifo":                      # Belady's anomaly, through a real Machine
+        assert machine_faults(machine, "fifo", 4, BELADY) > machine_faults(machine, "fifo", 3, BELADY)
+
+
+@pytest.mark.parametrize("policy", sorted(REF))
+@pytest.mark.parametrize("seed", range(4))
+def test_random_strings_match_the_reference(machine, policy, seed):
+    rng = random.Random(seed)
+    refs = [rng.randrange(9) for _ in range(60)]
+    frames = rng.randint(1, 6)
+    assert machine_faults(machine, policy, frames, refs, write_every=3) == REF[policy](refs, frames)
+
+
+def test_random_policy_is_repeatable(machine):
+    refs = [random.Random(1).randrange(10) for _ in range(80)]
+    a = [machine_faults(machine, "random", 4, refs) for _ in range(2)]
+    assert a[0] == a[1] > 0
+
+
+def test_unknown_policy_and_opt_are_refused():
+    with pytest.raises(ValueError, match="unknown policy"):
+        Machine(policy="belady")
+    with pytest.raises(ValueError, match="vmlab trace"):
+        Machine(policy="opt")
+
+
+def test_machine_unmounts_when_the_block_raises():
+    with pytest.raises(RuntimeError):
+        with Machine(frames=2) as m:
+            mnt = m.lab
+            m.spawn().write(0xC0000000 - 8, b"x")
+            raise RuntimeError("boom")
+    assert fs.mounted_fstype(mnt) is None and not os.path.exists(mnt)
+
+
+def test_machine_unmounts_at_interpreter_exit():
+    code = "from vmlab import Machine; m = Machine(frames=2); print(m.lab, flush=True)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    mnt = out.stdout.strip()
+    assert out.returncode == 0 and mnt.startswith("/")
+    assert fs.mounted_fstype(mnt) is None and not os.path.exists(mnt)
