@@ -104,125 +104,8 @@ def test_exec_is_lazy_and_data_pages_are_private(machine, shared_lab):
     assert open(exe, "rb").read() == open("/bin/ls", "rb").read()   # never written
 
 
-# -- paging -------------------------------------------------------------------
-
-def _fill(p, addr, data, step=PAGE):
-    for i in range(0, len(data), step):
-        p.write(addr + i, data[i:i + step])
-
-
-def _shuffle(p, a, model: bytearray, rng: random.Random, swaps: int) -> None:
-    """Swap random byte pairs in the process and in the model alike."""
-    for _ in range(swaps):
-        i, j = rng.randrange(len(model)), rng.randrange(len(model))
-        x, y = p.read(a + i, 1), p.read(a + j, 1)
-        p.write(a + i, y)
-        p.write(a + j, x)
-        model[i], model[j] = model[j], model[i]
-
-
-def test_page_linear(machine):
-    m = machine(frames=16, swap_mb=4)
-    p = m.spawn()
-    size = 2 * MB
-    a = p.mmap(None, 0x10000000, length=size)
-    data = rand(3, size)
-    _fill(p, a, data)
-    assert hashlib.sha256(p.read(a, size)).digest() == hashlib.sha256(data).digest()
-    s = m.vmstat()
-    assert s["pswpout"] >= size // PAGE - 16 and s["pswpin"] >= size // PAGE - 16
-
-
-def test_page_parallel(machine):
-    m = machine(frames=12, swap_mb=4)
-    procs = [m.spawn() for _ in range(4)]
-    size = 256 * 1024
-    datas = [rand(10 + i, size) for i in range(4)]
-    for p in procs:
-        p.mmap(None, 0x10000000, length=size)
-    for off in range(0, size, PAGE):                   # interleaved, page by page
-        for p, d in zip(procs, datas):
-            p.write(0x10000000 + off, d[off:off + PAGE])
-    for off in range(0, size, PAGE):
-        for p, d in zip(procs, datas):
-            assert p.read(0x10000000 + off, PAGE) == d[off:off + PAGE]
-    for p in procs:
-        p.exit(0)
-    assert m.vmstat()["swap_used"] == 0 and m.vmstat()["nr_free_frames"] == 12
-
-
-def _child_sort(child, where: str, path: str, offset: int, size: int) -> None:
-    """A child sorts its chunk with a counting sort, Pintos child-sort style."""
-    if where == "mm":
-        a = child.mmap(path, 0x30000000, offset=offset, length=size)
-    else:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            chunk = f.read(size)
-        if where == "stk":
-            child.esp -= size
-            a = child.esp
-        else:
-            a = child.mmap(None, 0x30000000, length=size)
-        _fill(child, a, chunk)
-    hist = [0] * 256
-    for i in range(0, size, PAGE):
-        for b in child.read(a + i, PAGE):
-            hist[b] += 1
-    pos = 0
-    for value, count in enumerate(hist):
-        if count:
-            child.write(a + pos, bytes([value]) * count)
-            pos += count
-    if where != "mm":
-        with open(path, "r+b") as f:
-            f.seek(offset)
-            f.write(child.read(a, size))
-    child.exit(0)
-
-
-@pytest.mark.parametrize("variant", ["seq", "par", "stk", "mm"])
-def test_page_merge(machine, variant):
-    m = machine(frames=10, swap_mb=4)
-    size, chunks = 128 * 1024, 8
-    data = rand(20, size)
-    path = os.path.join(m.lab, f"buffer-{variant}")
-    with open(path, "wb") as f:
-        f.write(data)
-    parent = m.spawn()
-    csize = size // chunks
-    kids = [m.spawn() for _ in range(chunks)] if variant == "par" else None
-    for i in range(chunks):
-        child = kids[i] if kids else m.spawn()
-        _child_sort(child, {"seq": "bss", "par": "bss", "stk": "stk", "mm": "mm"}[variant],
-                    path, i * csize, csize)
-    buf = parent.mmap(None, 0x10000000, length=size)
-    _fill(parent, buf, open(path, "rb").read())
-    # merge the sorted chunks in the parent's memory
-    heads = [0] * chunks
-    out = bytearray()
-    while len(out) < size:
-        best = None
-        for c in range(chunks):
-            if heads[c] < csize:
-                v = parent.read(buf + c * csize + heads[c], 1)[0]
-                if best is None or v < best[0]:
-                    best = (v, c)
-        out.append(best[0])
-        heads[best[1]] += 1
-    assert bytes(out) == bytes(sorted(data))
-    assert m.vmstat()["pswpout"] > 0
-
-
-def test_page_shuffle(machine):
-    m = machine(frames=8, swap_mb=2)
-    p = m.spawn()
-    size = 128 * 1024
-    a = p.mmap(None, 0x10000000, length=size)
-    model = bytearray(range(256)) * (size // 256)
-    _fill(p, a, bytes(model))
-    _shuffle(p, a, model, random.Random(5), 300)
-    assert p.read(a, size) == bytes(model)
+# -- paging: page-linear, page-parallel, page-merge-*, page-shuffle and
+# mmap-shuffle are scenarios in demo/ (tests/test_run.py runs them all).
 
 
 # -- mmap ---------------------------------------------------------------------
@@ -356,19 +239,6 @@ def test_mmap_private_is_copy_on_write(machine, sample):
     assert p.read(a, 7) == b"PRIVATE"
     p.exit(0)
     assert open(path, "rb").read() == SAMPLE
-
-
-def test_mmap_shuffle(machine, sample):
-    m = machine(frames=6, swap_mb=2)
-    size = 64 * 1024
-    path = sample(m, "shuffle.bin", bytes(range(256)) * (size // 256))
-    p = m.spawn()
-    a = p.mmap(path, 0x10000000)
-    model = bytearray(range(256)) * (size // 256)
-    _shuffle(p, a, model, random.Random(9), 200)
-    p.munmap(a)
-    assert open(path, "rb").read() == bytes(model)
-    assert m.vmstat()["pswpout"] == 0             # shared file pages never go to swap
 
 
 # -- copy-on-write fork -------------------------------------------------------

@@ -56,6 +56,23 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _int_list(text: str) -> list[int]:
+    parts = [t for t in text.replace(" ", "").split(",") if t]
+    if not parts or not all(t.isdigit() and 0 < int(t) <= 1 << 20 for t in parts):
+        raise argparse.ArgumentTypeError(f"bad frame counts {text!r}: e.g. 3,4,8 (each 1 to 1048576)")
+    return sorted(set(map(int, parts)))
+
+
+def _policy_list(text: str) -> list[str]:
+    from vmlab.replay import POLICIES
+    parts = [t for t in text.replace(" ", "").lower().split(",") if t]
+    bad = [t for t in parts if t not in POLICIES]
+    if not parts or bad:
+        raise argparse.ArgumentTypeError(
+            f"bad policy {', '.join(bad) or text!r}: choose from {','.join(POLICIES)}")
+    return list(dict.fromkeys(parts))
+
+
 def build_parser() -> Parser:
     p = Parser(prog="vmlab", description="A virtual memory lab on a FUSE filesystem "
                "that shows every page-in and write-back as real I/O.")
@@ -90,6 +107,36 @@ def build_parser() -> Parser:
     k.add_argument("--size", type=_size, required=True, help="e.g. 64M")
     k.add_argument("--label", default="vmlab")
     k.add_argument("--force", action="store_true", help="overwrite a file that is not swap")
+    t = sub.add_parser("trace", help="replay a memory trace under page replacement policies")
+    t.add_argument("file", metavar="FILE", help="trace file, or - for standard input")
+    t.add_argument("--format", choices=["auto", "refs", "lackey"], default="auto",
+                   help="refs: page numbers; lackey: valgrind --tool=lackey --trace-mem=yes")
+    t.add_argument("--frames", type=_int_list, required=True, help="e.g. 3,4,8")
+    t.add_argument("--policy", type=_policy_list, default=_policy_list("fifo,lru,opt,clock,random"),
+                   help="any of fifo,lru,opt,clock,random (default: all)")
+    t.add_argument("--seed", type=int, default=0, help="seed of the random policy")
+    t.add_argument("--json", action="store_true", help="one JSON object")
+    t.add_argument("--plot", metavar="PNG", help="draw faults against frames per policy")
+    t.add_argument("--vm", action="store_true", help="also replay through a real Machine")
+    t.add_argument("--lab", metavar="MNT", help="with --vm: an existing vmlab mount")
+    r = sub.add_parser("run", help="run a lab scenario from demo/ (--list shows them)")
+    r.add_argument("scenario", metavar="SCENARIO", nargs="?")
+    r.add_argument("--list", action="store_true", help="list the scenarios")
+    r.add_argument("--frames", type=_count, help="physical frames (default: the scenario's)")
+    r.add_argument("--policy", choices=["clock", "fifo", "lru", "random"], default="clock")
+    r.add_argument("--latency", type=_latency, default="none",
+                   help="none, ssd, hdd, <N>us or <N>ms (embedded mount only)")
+    r.add_argument("--lab", metavar="MNT", help="an existing vmlab mount")
+    r.add_argument("--seed", type=int, default=0, help="seed of the random policy")
+    w = r.add_mutually_exclusive_group()
+    w.add_argument("--vmstat", type=_seconds, nargs="?", const=1.0, metavar="S",
+                   help="print a vmstat-style line every S seconds (default 1)")
+    w.add_argument("--live", type=_seconds, nargs="?", const=0.5, metavar="S",
+                   help="show the frame table and counters, refreshed every S seconds")
+    r.add_argument("--maps", type=_count, metavar="PID", help="print /proc/PID/maps as PID exits")
+    r.add_argument("--smaps", type=_count, metavar="PID", help="print /proc/PID/smaps as PID exits")
+    r.add_argument("--swaps", action="store_true", help="print /proc/swaps as each process exits")
+    r.add_argument("--json", action="store_true", help="the result as one JSON object")
     return p
 
 
@@ -158,8 +205,58 @@ def cmd_mkswap(args) -> int:
     return 0
 
 
-COMMANDS = {"demo": cmd_demo, "mount": cmd_mount, "umount": cmd_umount,
-            "stat": cmd_stat, "mkswap": cmd_mkswap}
+def cmd_trace(args) -> int:
+    from vmlab.tracecmd import render_results, replay_all, replay_vm
+    from vmlab.traces import read_trace
+    if args.lab and not args.vm:
+        raise UsageError("vmlab trace: --lab goes with --vm")
+    if args.plot and not args.plot.lower().endswith(".png"):
+        raise UsageError(f"vmlab trace: --plot wants a .png file name, not {args.plot!r}")
+    trace = read_trace(args.file, args.format)
+    data = replay_all(trace, args.policy, args.frames, args.seed)
+    if args.vm:
+        for r in data["results"]:
+            if r["policy"] == "opt":
+                r["vm"] = None          # a real VM cannot know the future
+                continue
+            r["vm"] = replay_vm(trace, r["policy"], r["frames"], args.lab, args.seed)
+            r["vm"]["agrees"] = r["vm"]["faults"] == r["faults"]
+    name = "stdin" if args.file == "-" else os.path.basename(args.file)
+    if args.plot:
+        from vmlab.plot import plot_faults
+        plot_faults(data, args.plot, name)
+    if args.json:
+        for r in data["results"]:
+            r.pop("seconds", None)
+        print(json.dumps(data))
+    else:
+        render_results(data, name)
+        if args.plot:
+            print(f"plot written to {args.plot}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from vmlab.runner import list_scenarios, run_scenario
+    from vmlab.scenarios import REGISTRY
+    if args.list:
+        list_scenarios()
+        return 0
+    if args.scenario is None:
+        raise UsageError("vmlab run: name a scenario (vmlab run --list shows them)")
+    if args.scenario not in REGISTRY:
+        raise UsageError(f"vmlab run: no scenario {args.scenario!r} (vmlab run --list shows them)")
+    if args.lab and args.latency != "none":
+        raise UsageError("vmlab run: --latency applies to the embedded mount; "
+                         "on --lab, write 'latency ...' to MNT/.vmlab/control")
+    watch = ("vmstat", args.vmstat) if args.vmstat else ("live", args.live) if args.live else None
+    show = {"maps": args.maps, "smaps": args.smaps, "swaps": args.swaps}
+    return run_scenario(args.scenario, args.frames, args.policy, args.latency, args.lab,
+                        args.seed, watch, show, args.json)
+
+
+COMMANDS = {"demo": cmd_demo, "run": cmd_run, "mount": cmd_mount, "umount": cmd_umount,
+            "stat": cmd_stat, "mkswap": cmd_mkswap, "trace": cmd_trace}
 
 
 def main(argv: list[str] | None = None) -> int:

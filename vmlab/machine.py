@@ -16,7 +16,7 @@ from __future__ import annotations
 import atexit
 import mmap
 import os
-from typing import Any
+from typing import Any, Callable
 
 import fs
 from swapdisk import SwapDisk, SwapHeader, mkswap
@@ -61,6 +61,7 @@ class Machine:
         self.pagecache: dict[tuple[Any, int, int], Frame] = {}
         self.slot_rmap: dict[int, list[Pte]] = {}
         self._next_pid = 1
+        self.exit_hooks: list[Callable[[Process], None]] = []   # see each process just before it goes
         self._closed = False
         self._mount_cm = None
         self.mount: fs.Mount | None = None
@@ -75,6 +76,7 @@ class Machine:
             elif not os.path.isdir(lab):
                 raise ValueError(f"lab {lab!r} is not a directory (mount one with 'vmlab mount')")
             self.lab = lab
+            self.backing = _backing_of(lab)
             self.swap_path, header = _new_swap_file(lab, (slots + 1) * PAGE)
             self.swap = SwapDisk(self.swap_path, header=header)
             self._scratch = mmap.mmap(-1, PAGE)
@@ -207,6 +209,15 @@ class Machine:
 def _positive_int(v: Any, name: str) -> None:
     if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
         raise ValueError(f"{name} must be a positive int, not {v!r}")
+
+
+def _backing_of(lab: str) -> str:
+    """The backing directory of a vmlab mount (files made there are not
+    counted by the mount), or the lab itself if it is not one."""
+    try:
+        return fs.attach(lab).backing or lab
+    except fs.MountError:
+        return lab
 
 
 def _new_swap_file(lab: str, size: int) -> tuple[str, SwapHeader]:

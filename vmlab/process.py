@@ -291,6 +291,8 @@ class Process:
                 self.exit_status = -1
 
     def _release(self) -> None:
+        for hook in self.machine.exit_hooks:
+            hook(self)
         for vma in list(self.vmas):
             self._unmap(vma)
         self.machine._reap(self)

@@ -1,5 +1,6 @@
-"""Linux-format views of a process: /proc/PID/maps and smaps. The figures
-come from ``memory_maps``; the rendering is plain text."""
+"""Linux-format views: /proc/PID/maps and smaps of a process, a ``vmstat 1``
+line and the frame table of a machine. Figures are collected first, then
+rendered as plain text (``vmlab.live`` draws them with rich on a terminal)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from vmlab.page import PAGE_SHIFT
 
 if TYPE_CHECKING:
+    from vmlab.machine import Machine
     from vmlab.process import Process
 
 SMAPS_FIELDS = ("Size", "Rss", "Shared_Clean", "Shared_Dirty", "Private_Clean",
@@ -65,3 +67,65 @@ def render_smaps(p: "Process") -> str:
         out.append(_maps_line(r))
         out += [f"{k + ':':<16}{r[k]:>8} kB" for k in SMAPS_FIELDS]
     return "\n".join(out) + "\n"
+
+
+# -- vmstat 1 ------------------------------------------------------------------
+
+VMSTAT_HEAD = ("procs --memory (KiB)--- --swap (KiB/s)--- ---io (KiB/s)---- ---faults/s----",
+               "    r     swpd     free       si       so       bi       bo      flt   majflt")
+
+
+def vmstat_line(prev: dict[str, int], cur: dict[str, int], seconds: float) -> str:
+    """One line like ``vmstat 1``: live processes, swap used and free memory
+    in KiB, then per-second rates over the interval.
+
+    >>> a = {"nr_processes": 1, "swap_used": 0, "nr_free_frames": 4, "pswpin": 0, "pswpout": 0,
+    ...      "pgpgin": 0, "pgpgout": 0, "pgfault": 0, "pgmajfault": 0}
+    >>> b = dict(a, swap_used=2, nr_free_frames=0, pswpout=2, pgpgout=8, pgfault=6, pgmajfault=0)
+    >>> vmstat_line(a, b, 1.0)
+    '    1        8        0        0        8        0        8        6        0'
+    """
+    rate = lambda k, unit=1: round((cur[k] - prev[k]) * unit / seconds) if seconds > 0 else 0
+    vals = (cur["nr_processes"], cur["swap_used"] * 4, cur["nr_free_frames"] * 4,
+            rate("pswpin", 4), rate("pswpout", 4), rate("pgpgin"), rate("pgpgout"),
+            rate("pgfault"), rate("pgmajfault"))
+    return " ".join(f"{v:>{8 if i else 5}}" for i, v in enumerate(vals))
+
+
+# -- the frame table -------------------------------------------------------------
+
+def frame_table(m: "Machine") -> list[dict[str, Any]]:
+    """One dict per frame: who maps it and its state. Safe to call from a
+    sampling thread (it copies each reverse map before reading it).
+
+    Sample: ``[{'frame': 0, 'owner': '1:10003', 'users': 1, 'kind': 'anon',
+    'accessed': True, 'dirty': True}, {'frame': 1, 'owner': '', 'kind': 'free', ...}]``
+    """
+    rows = []
+    for f in list(m.frames.frames):
+        users = list(f.rmap)
+        if not users:
+            rows.append({"frame": f.index, "owner": "", "users": 0, "kind": "free",
+                         "accessed": False, "dirty": False})
+            continue
+        first = users[0]
+        rows.append({"frame": f.index, "owner": f"{first.proc.pid}:{first.vpn:x}",
+                     "users": len(users), "kind": "file" if f.file is not None else "anon",
+                     "accessed": any(p.accessed for p in users),
+                     "dirty": f.dirty or any(p.dirty for p in users)})
+    return rows
+
+
+def render_frames(rows: list[dict[str, Any]], per_line: int = 8) -> str:
+    """Plain text: ``frame pid:vpn flags``, flags A(ccessed) D(irty) F(ile) S(hared).
+
+    >>> print(render_frames([{"frame": 0, "owner": "1:10003", "users": 2, "kind": "anon",
+    ...                       "accessed": True, "dirty": False}]))
+      0 1:10003  A--S
+    """
+    cells = []
+    for r in rows:
+        flags = ("A" if r["accessed"] else "-") + ("D" if r["dirty"] else "-") + \
+                ("F" if r["kind"] == "file" else "-") + ("S" if r["users"] > 1 else "-")
+        cells.append(f"{r['frame']:>3} {r['owner'] or '.':<8} {flags if r['users'] else '    '}")
+    return "\n".join("  ".join(cells[i:i + per_line]).rstrip() for i in range(0, len(cells), per_line))

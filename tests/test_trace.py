@@ -1,0 +1,179 @@
+"""`vmlab trace`: parsing, exact fault counts, JSON, plots, --vm."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import run_vmlab
+from tests.reference_policies import BELADY, REF
+from vmlab.replay import POLICIES
+from vmlab.traces import TraceError, parse_lackey, parse_refs, read_trace
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+# -- counts -------------------------------------------------------------------
+
+def test_belady_and_ostep_textbook_strings():
+    assert [POLICIES["fifo"](BELADY, n) for n in (3, 4)] == [9, 10]     # Belady's anomaly
+    ostep = [0, 1, 2, 0, 1, 3, 0, 3, 1, 2, 1]                           # OSTEP ch. 22
+    assert {p: POLICIES[p](ostep, 3) for p in ("fifo", "lru", "opt")} == {"fifo": 7, "lru": 5, "opt": 5}
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_strings_match_the_definitions(seed):
+    rng = random.Random(seed)
+    refs = [rng.randrange(rng.randint(1, 12)) for _ in range(rng.randint(1, 120))]
+    for n in range(1, 8):
+        for name, ref in REF.items():
+            assert POLICIES[name](refs, n) == ref(refs, n), (name, n, refs)
+
+
+def test_opt_is_never_beaten_and_random_is_repeatable():
+    rng = random.Random(7)
+    refs = [rng.randrange(30) for _ in range(3000)]
+    for n in (2, 5, 10, 20):
+        best = POLICIES["opt"](refs, n)
+        assert all(POLICIES[p](refs, n) >= best for p in POLICIES)
+    assert POLICIES["random"](refs, 5, seed=3) == POLICIES["random"](refs, 5, seed=3)
+
+
+# -- parsing ------------------------------------------------------------------
+
+def test_refs_format():
+    t = parse_refs(["1,2, 3\t4", "5 # comment", "", "  6  "])
+    assert list(t.pages) == [1, 2, 3, 4, 5, 6] and set(t.writes) == {0}
+
+
+def test_lackey_format_spans_and_modify():
+    t = parse_lackey(["==123== Lackey, an example Valgrind tool",
+                      "I  04000ffc,8",          # spans two pages
+                      " L 7ff0000a,4",
+                      " S 7ff0000a,4",
+                      " M 00001000,8",          # a load and a store
+                      "==123== "])
+    assert [hex(p) for p in t.pages] == ["0x4000", "0x4001", "0x7ff00", "0x7ff00", "0x1", "0x1"]
+    assert list(t.writes) == [0, 0, 0, 1, 0, 1]
+
+
+def test_real_valgrind_lackey_trace(tmp_path):
+    log = tmp_path / "true.lackey"
+    r = subprocess.run(["valgrind", "--tool=lackey", "--trace-mem=yes", f"--log-file={log}",
+                        "/bin/true"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    t = read_trace(str(log))                       # sniffed as lackey
+    assert len(t) > 10_000 and 10 < t.distinct() < 1000
+    out = run_vmlab("trace", str(log), "--frames", "8,32", "--json")
+    data = json.loads(out.stdout)
+    assert data["refs"] == len(t) and data["pages"] == t.distinct()
+
+
+BAD_TRACES = [
+    ("empty", ""),
+    ("only comments", "# nothing\n\n"),
+    ("word", "1 2 three\n"),
+    ("negative", "1 -2\n"),
+    ("huge page", "1 99999999999999999999999\n"),
+    ("lackey bad hex", "==1== x\nI  04zz0000,4\n"),
+    ("lackey truncated", "==1== x\n L 0400\n"),
+    ("lackey zero size", "==1== x\n S 04000000,0\n"),
+    ("lackey mixed", "==1== x\n L 04000000,4\n12 13\n"),
+]
+
+
+@pytest.mark.parametrize("name,text", BAD_TRACES, ids=[n for n, _ in BAD_TRACES])
+def test_bad_traces_are_one_line_errors(tmp_path, name, text):
+    path = write(tmp_path, "t.txt", text)
+    with pytest.raises(TraceError):
+        read_trace(path)
+    r = run_vmlab("trace", path, "--frames", "3")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+def test_binary_junk_is_refused(tmp_path):
+    p = tmp_path / "junk"
+    p.write_bytes(bytes(range(256)) * 10)
+    r = run_vmlab("trace", str(p), "--frames", "3")
+    assert r.returncode == 2 and "not a text file" in r.stderr
+
+
+# -- the command ----------------------------------------------------------------
+
+def test_json_matches_design(tmp_path):
+    path = write(tmp_path, "b.txt", ",".join(map(str, BELADY)))
+    r = run_vmlab("trace", path, "--frames", "3,4", "--policy", "fifo,lru,opt,clock", "--json")
+    data = json.loads(r.stdout)
+    assert set(data) == {"refs", "pages", "results"} and (data["refs"], data["pages"]) == (12, 5)
+    assert all(set(x) == {"policy", "frames", "faults", "hits"} for x in data["results"])
+    got = {(x["policy"], x["frames"]): x["faults"] for x in data["results"]}
+    assert got == {(p, n): REF[p](BELADY, n) for p in ("fifo", "lru", "opt", "clock") for n in (3, 4)}
+    assert all(x["faults"] + x["hits"] == 12 for x in data["results"])
+
+
+def test_table_from_stdin_and_plot(tmp_path):
+    png = tmp_path / "belady.png"
+    r = subprocess.run([sys.executable,
+                        "-m", "vmlab", "trace", "-", "--frames", "1,2,3,4,5", "--plot", str(png)],
+                       input=" ".join(map(str, BELADY)), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    fifo = next(l for l in r.stdout.splitlines() if l.startswith("fifo")).split()
+    assert fifo[1:] == ["12", "12", "9", "10", "5"]
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_vm_replay_agrees_and_moves_data(tmp_path):
+    rng = random.Random(3)
+    path = write(tmp_path, "r.txt", " ".join(str(rng.randrange(12)) for _ in range(150)))
+    r = run_vmlab("trace", path, "--frames", "2,5", "--policy", "fifo,lru,clock,opt", "--vm", "--json")
+    data = json.loads(r.stdout)
+    for x in data["results"]:
+        if x["policy"] == "opt":
+            assert x["vm"] is None
+        else:
+            assert x["vm"]["agrees"] and x["vm"]["faults"] == x["faults"]
+            assert x["vm"]["pswpin"] > 0 and x["vm"]["pswpout"] > 0
+
+
+def test_vm_replay_on_a_vmlab_mount(tmp_path):
+    mnt, back = tmp_path / "m", tmp_path / "b"
+    mnt.mkdir()
+    back.mkdir()
+    assert run_vmlab("mount", str(mnt), "--backing", str(back)).returncode == 0
+    try:
+        path = write(tmp_path, "r.txt", ",".join(map(str, BELADY)))
+        r = run_vmlab("trace", path, "--frames", "3", "--policy", "fifo", "--vm", "--lab", str(mnt), "--json")
+        assert json.loads(r.stdout)["results"][0]["vm"]["agrees"]
+        stats = json.loads(run_vmlab("stat", str(mnt), "--json").stdout)
+        assert stats["stats"]["reads"] > 0            # swap-ins went through this mount
+    finally:
+        assert run_vmlab("umount", str(mnt)).returncode == 0
+
+
+@pytest.mark.parametrize("argv,why", [
+    (["--frames", "0"], "bad frame counts"),
+    (["--frames", "3,x"], "bad frame counts"),
+    (["--frames", "3", "--policy", "mru"], "bad policy"),
+    (["--frames", "3", "--format", "csv"], "invalid choice"),
+    (["--frames", "3", "--lab", "/tmp"], "--lab goes with --vm"),
+    (["--frames", "3", "--plot", "out.jpg"], ".png"),
+    ([], "required"),
+])
+def test_bad_arguments(tmp_path, argv, why):
+    path = write(tmp_path, "b.txt", "1 2 3")
+    r = run_vmlab("trace", path, *argv)
+    assert r.returncode == 2 and why in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_missing_file():
+    r = run_vmlab("trace", "/nonexistent/trace", "--frames", "3")
+    assert r.returncode == 2 and "No such file" in r.stderr

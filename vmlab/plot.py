@@ -1,0 +1,36 @@
+"""Faults against frames, one line per policy (matplotlib, Agg: no display)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+# Equal counts draw equal lines (fifo and clock often agree): thick solid
+# lines underneath, thin dashed ones on top, so both stay visible.
+STYLE = {
+    "fifo": dict(marker="o", markersize=9, linewidth=4, alpha=0.6),
+    "lru": dict(marker="s", markersize=6, linewidth=2),
+    "opt": dict(marker="^", markersize=6, linewidth=2),
+    "clock": dict(marker="x", markersize=8, linewidth=1.5, linestyle="--"),
+    "random": dict(marker="d", markersize=5, linewidth=1, linestyle=":"),
+}
+
+
+def plot_faults(data: dict[str, Any], out: str, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    policies = list(dict.fromkeys(r["policy"] for r in data["results"]))
+    for policy in policies:
+        pts = sorted((r["frames"], r["faults"]) for r in data["results"] if r["policy"] == policy)
+        ax.plot([x for x, _ in pts], [y for _, y in pts], label=policy, **STYLE.get(policy, {}))
+    ax.set_xlabel("frames")
+    ax.set_ylabel("page faults")
+    ax.set_title(f"{title} ({data['refs']} references, {data['pages']} pages)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, format="png")
+    plt.close(fig)

@@ -1,0 +1,73 @@
+"""``vmlab run SCENARIO``: one scenario from ``demo/`` on a fresh Machine,
+with its result, counters and fault costs, optionally watched live."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from vmlab import Machine, VMError
+from vmlab.scenarios import REGISTRY, ScenarioFailed
+from vmlab.term import print_table
+
+SHOWN = ("pgfault", "pgmajfault", "pswpin", "pswpout", "evictions", "writebacks", "cow_faults")
+
+
+def list_scenarios() -> None:
+    print_table(["scenario", "frames", "what it does"],
+                [[s.name, str(s.frames), s.summary] for s in REGISTRY.values()],
+                right=[False, True, False])
+
+
+def run_scenario(name: str, frames: int | None = None, policy: str = "clock",
+                 latency: str = "none", lab: str | None = None, seed: int = 0,
+                 watch: tuple[str, float] | None = None, show: dict[str, Any] | None = None,
+                 as_json: bool = False) -> int:
+    sc = REGISTRY[name]
+    frames = frames or sc.frames
+    show = show or {}
+    t0 = time.perf_counter()
+    with Machine(frames=frames, policy=policy, latency=latency, lab=lab, seed=seed,
+                 swap_mb=16) as m:
+        if not as_json:
+            print(f"vmlab run {name}: {frames} frames, policy {policy}, latency {latency}, "
+                  f"lab {m.lab}", flush=True)
+        m.exit_hooks.append(lambda p: _show(m, p, show))
+        error = None
+        try:
+            if watch:
+                from vmlab.live import Watcher
+                with Watcher(m, watch[1], watch[0]):
+                    lines = sc.run(m)
+            else:
+                lines = sc.run(m)
+        except (ScenarioFailed, VMError) as e:
+            lines, error = [], f"{type(e).__name__}: {e}"
+        stats, costs = m.vmstat(), m.fault_costs()
+    seconds = time.perf_counter() - t0
+    if as_json:
+        print(json.dumps({"scenario": name, "ok": error is None, "error": error, "lines": lines,
+                          "frames": frames, "policy": policy, "seconds": round(seconds, 3),
+                          "vmstat": stats, "fault_costs": costs}))
+        return 0 if error is None else 1
+    for line in lines:
+        print(f"  {line}")
+    print("  " + "  ".join(f"{k} {stats[k]}" for k in SHOWN))
+    print("  fault costs: " + " | ".join(f"{case} {c['count']} x median {c['median_ns'] / 1000:.1f} us"
+                                         for case, c in costs.items()))
+    if error:
+        print(f"FAILED: {error}")
+        return 1
+    print(f"ok ({seconds:.2f} s)")
+    return 0
+
+
+def _show(m: Machine, p, show: dict[str, Any]) -> None:
+    """Exit hook: print the views asked for, as the process is about to go."""
+    if p.pid in (show.get("maps"), show.get("smaps")):
+        view = p.smaps() if p.pid == show.get("smaps") else p.maps()
+        print(f"--- pid {p.pid} at exit: /proc/{p.pid}/{'smaps' if p.pid == show.get('smaps') else 'maps'}"
+              f" ---\n{view}", end="", flush=True)
+    if show.get("swaps"):
+        print(f"--- /proc/swaps as pid {p.pid} exits ---\n{m.swaps()}", flush=True)
