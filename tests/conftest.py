@@ -14,6 +14,7 @@ import fs
 from fs.mounting import _mountinfo
 
 PAGE = 4096
+pytest_plugins = ["pytester"]
 
 
 def vmlab_mounts() -> set[str]:

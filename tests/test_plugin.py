@@ -1,0 +1,45 @@
+"""The pytest plugin, used from a separate project in a temporary directory."""
+
+from __future__ import annotations
+
+from tests.conftest import vmlab_mounts
+
+PROJECT_TESTS = '''
+import os
+import pytest
+
+def test_mount_counts_requests(vmlab_mount):
+    fd = os.open(os.path.join(vmlab_mount.path, "f"), os.O_CREAT | os.O_RDWR | os.O_DIRECT)
+    import mmap
+    page = mmap.mmap(-1, 4096)
+    os.pwritev(fd, [page], 0)
+    os.close(fd)
+    assert vmlab_mount.files()["/f"].writes == 1
+
+@pytest.mark.vmlab(frames=2, policy="fifo")
+def test_machine_swaps_on_the_mount(vmlab_machine, vmlab_mount):
+    assert vmlab_machine.lab == vmlab_mount.path
+    p = vmlab_machine.spawn()
+    a = p.mmap(None, 0x10000000, length=8 * 4096)
+    for i in range(8):
+        p.write(a + i * 4096, bytes([i]))
+    assert [p.read(a + i * 4096, 1)[0] for i in range(8)] == list(range(8))
+    s = vmlab_machine.vmstat()
+    assert s["nr_frames"] == 2 and vmlab_mount.files()["/swap.img"].reads == s["pswpin"] > 0
+
+def test_a_failing_test_still_unmounts(vmlab_machine):
+    assert False, "on purpose"
+'''
+
+
+def test_fixtures_work_in_a_separate_project(pytester):
+    before = vmlab_mounts()
+    pytester.makepyfile(test_project=PROJECT_TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=2, failed=1)
+    assert vmlab_mounts() == before           # the failing test's mount is gone too
+
+
+def test_marker_is_registered(pytester):
+    result = pytester.runpytest_subprocess("--markers")
+    result.stdout.fnmatch_lines(["*@pytest.mark.vmlab(**options)*"])
