@@ -8,8 +8,10 @@ fails every request, so each page-in and write-back is visible on the host.
 """
 
 from fs.accounting import FileCounts
-from fs.mounting import (FSTYPE, BadMountpoint, Mount, MountError, attach, daemon_pid, mount,
+from fs.mounting import (FSTYPE, BadMountpoint, Mount, MountError, abort, attach, connection,
+                         daemon_pid, mount,
                          mounted_fstype, start, unmount)
 
-__all__ = ["FSTYPE", "BadMountpoint", "FileCounts", "Mount", "MountError", "attach", "daemon_pid", "mount",
+__all__ = ["FSTYPE", "BadMountpoint", "FileCounts", "Mount", "MountError", "abort", "attach",
+           "connection", "daemon_pid", "mount",
            "mounted_fstype", "start", "unmount"]

@@ -236,6 +236,35 @@ def _wait_gone(pid: int, deadline: float) -> None:
         os.kill(pid, signal.SIGKILL)   # the mount is gone; a stuck daemon is not wanted
 
 
+def connection(mountpoint: str) -> int:
+    """The FUSE connection number of a mount (its device minor), as named
+    under /sys/fs/fuse/connections."""
+    return os.minor(os.stat(mountpoint).st_dev)
+
+
+FUSECTL = "/sys/fs/fuse/connections"
+
+
+def abort(conn: int, pid: int | None) -> str:
+    """End a hung mount's pending requests: abort its FUSE connection
+    (mounting fusectl if needed), else kill its daemon. Either way every
+    request in flight fails at once with ENOTCONN/ECONNABORTED."""
+    path = f"{FUSECTL}/{conn}/abort"
+    if not os.path.exists(path) and os.path.isdir(FUSECTL):
+        subprocess.run(["mount", "-t", "fusectl", "fusectl", FUSECTL], capture_output=True,
+                       timeout=5, check=False)
+    try:
+        with open(path, "w") as f:
+            f.write("1")
+        return "aborted"
+    except OSError:
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            return "killed"
+        return "stuck"
+
+
 @contextlib.contextmanager
 def mount(backing: str | None = None, mountpoint: str | None = None,
           latency: str = "none", force: bool = False) -> Iterator[Mount]:

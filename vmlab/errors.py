@@ -1,5 +1,9 @@
 """The errors a process can run into. All subclass VMError."""
 
+from __future__ import annotations
+
+import errno
+
 
 class VMError(Exception):
     """Base of vmlab's errors."""
@@ -14,8 +18,22 @@ class BusError(VMError):
 
 
 class OutOfMemory(VMError):
-    """No frame could be freed (every victim needs swap and swap is full)."""
+    """No frame could be freed (swap full, or every write-out failed); the process is dead."""
 
 
 class MapError(VMError):
     """mmap (or an ELF load) refused; the address space is unchanged."""
+
+
+class WriteBackError(VMError):
+    """Dirty pages of a file could not be written at munmap/exit/close. They
+    stay in memory and are retried on eviction and at close: not lost."""
+
+
+class LabError(VMError):
+    """The lab filesystem stopped answering (its daemon died, or a request
+    took longer than ``io_timeout`` and the connection was aborted)."""
+
+
+# What a FUSE mount returns once its daemon is gone or the connection aborted.
+LAB_GONE = frozenset({errno.ENOTCONN, errno.ECONNABORTED})

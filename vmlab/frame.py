@@ -30,6 +30,11 @@ class Frame:
     pgoff: int = 0                  # its file offset
     nbytes: int = 0                 # its bytes inside the file (what a write-back writes)
 
+    def in_use(self) -> bool:
+        """Mapped, or a dirty file page kept after its last mapping went
+        because its write-back failed (retried on eviction and at close)."""
+        return bool(self.rmap) or self.file is not None
+
     def is_dirty(self) -> bool:
         return self.dirty or any(p.dirty for p in self.rmap)
 
@@ -72,4 +77,7 @@ class FrameTable:
         for f in self.frames:
             f.view.release()
         self.frames = []
-        self.mem.close()
+        try:
+            self.mem.close()
+        except BufferError:
+            pass    # a view lives on (in a traceback, say): freed when it goes

@@ -16,16 +16,19 @@ from __future__ import annotations
 import atexit
 import mmap
 import os
+import sys
 from typing import Any, Callable
 
 import fs
 from swapdisk import SwapDisk, SwapHeader, mkswap
-from vmlab.errors import MapError, VMError
+from vmlab.errors import LabError, MapError, VMError, WriteBackError
 from vmlab.filemap import MappedFile
+from vmlab.labio import LabIO
 from vmlab.frame import Frame, FrameTable
 from vmlab.page import PAGE, Pte
 from vmlab.policy import make_policy
 from vmlab.process import Process
+from vmlab.reclaim import flush_unmapped
 from vmlab.stats import CASES, FaultCosts, new_counters
 
 PHYS_BASE = 0xC0000000
@@ -42,7 +45,8 @@ class Machine:
 
     def __init__(self, frames: int = 16, policy: str = "clock", swap_mb: float = 4,
                  lab: str | None = None, stack_max: int = STACK_MAX,
-                 phys_base: int = PHYS_BASE, seed: int = 0, latency: str = "none") -> None:
+                 phys_base: int = PHYS_BASE, seed: int = 0, latency: str = "none",
+                 io_timeout: float | None = 10.0) -> None:
         _positive_int(frames, "frames")
         _positive_int(stack_max, "stack_max")
         _positive_int(phys_base, "phys_base")
@@ -53,6 +57,9 @@ class Machine:
         slots = int(swap_mb * (1 << 20)) // PAGE - 1
         if slots < 1:
             raise ValueError(f"swap_mb={swap_mb} is too small for one slot")
+        if io_timeout is not None and (not isinstance(io_timeout, (int, float))
+                                       or isinstance(io_timeout, bool) or io_timeout <= 0):
+            raise ValueError(f"io_timeout must be a positive number of seconds or None, not {io_timeout!r}")
         self.phys_base, self.stack_max = phys_base, stack_max
         self.stat = new_counters()
         self.costs = FaultCosts()
@@ -60,11 +67,13 @@ class Machine:
         self.files: dict[tuple[int, int], MappedFile] = {}
         self.pagecache: dict[tuple[Any, int, int], Frame] = {}
         self.slot_rmap: dict[int, list[Pte]] = {}
+        self.unmapped_dirty: set[Frame] = set()   # file pages whose write-back failed at munmap
         self._next_pid = 1
         self.exit_hooks: list[Callable[[Process], None]] = []   # see each process just before it goes
         self._closed = False
         self._mount_cm = None
         self.mount: fs.Mount | None = None
+        self.io: LabIO | None = None
         self.frames = FrameTable(frames)
         try:
             self.policy = make_policy(policy, self.frames.frames, seed)
@@ -76,14 +85,17 @@ class Machine:
             elif not os.path.isdir(lab):
                 raise ValueError(f"lab {lab!r} is not a directory (mount one with 'vmlab mount')")
             self.lab = lab
-            self.backing = _backing_of(lab)
+            lab_mount = self.mount or _attach(lab)
+            self.backing = lab_mount.backing if lab_mount else lab
+            self.io = _guard(lab, lab_mount, io_timeout)
             self.swap_path, header = _new_swap_file(lab, (slots + 1) * PAGE)
             self.swap = SwapDisk(self.swap_path, header=header)
-            self._scratch = mmap.mmap(-1, PAGE)
+            self._scratch = mmap.mmap(-1, PAGE)     # page-aligned, for O_DIRECT
+            self.bounce = memoryview(self._scratch)
         except BaseException:
             self._teardown()
             raise
-        atexit.register(self.close)
+        atexit.register(self._close_at_exit)
 
     # -- processes ----------------------------------------------------------
 
@@ -124,15 +136,13 @@ class Machine:
 
     def read_head(self, f: MappedFile) -> bytes:
         """The first page of a file, in one read (an executable's headers)."""
-        view = memoryview(self._scratch)
         try:
-            f.read_page(0, min(PAGE, f.size), view)
+            with self.io:
+                f.read_page(0, min(PAGE, f.size), self.bounce)
             self.stat["elf_header_reads"] += 1
-            return bytes(view[:min(PAGE, f.size)])
+            return bytes(self.bounce[:min(PAGE, f.size)])
         except OSError as e:
             raise MapError(f"cannot read {f.path}: {e.strerror}") from None
-        finally:
-            view.release()
 
     # -- figures ------------------------------------------------------------
 
@@ -149,6 +159,7 @@ class Machine:
         out["swap_slots"] = self.swap.slots
         out["swap_used"] = self.swap.used
         out["nr_processes"] = len(self.procs)
+        out["nr_unmapped_dirty"] = len(self.unmapped_dirty)
         return out
 
     def fault_costs(self) -> dict[str, dict[str, int]]:
@@ -171,26 +182,48 @@ class Machine:
         if self._closed:
             return
         self._closed = True
-        atexit.unregister(self.close)
+        atexit.unregister(self._close_at_exit)
+        errors: list[str] = []
         try:
             for p in list(self.procs.values()):
-                p.exit(0)
+                try:
+                    p.exit(0)
+                except (WriteBackError, LabError) as e:
+                    errors.append(str(e))
+            errors += [getattr(e, "strerror", None) or str(e) for e in flush_unmapped(self)]
         finally:
             self._teardown()
+        if errors:
+            raise WriteBackError("closing the machine, dirty file pages could not be written: "
+                                 + "; ".join(errors))
+
+    def _close_at_exit(self) -> None:
+        try:
+            self.close()
+        except Exception as e:      # at exit, a line on stderr is all that can be done
+            print(f"vmlab: closing the machine at exit: {e}", file=sys.stderr)
 
     def _teardown(self) -> None:
-        for f in list(self.files.values()):
-            f.close()
-        self.files.clear()
+        """Release everything; each step runs even if one before it failed
+        (a dead mount fails every close), and the unmount always comes last."""
+        steps = []
+        if self.io is not None:
+            steps.append(self.io.close)
+        steps += [f.close for f in self.files.values()]
         if getattr(self, "swap", None) is not None:
-            self.swap.close()
-            _unlink_quietly(self.swap_path)
+            steps += [self.swap.close, lambda: os.unlink(self.swap_path)]
         if getattr(self, "_scratch", None) is not None:
-            self._scratch.close()
+            steps += [self.bounce.release, self._scratch.close]
+        if self.frames.frames:
+            steps.append(self.frames.close)
+        for step in steps:
+            try:
+                step()
+            except (OSError, BufferError):
+                pass    # a dead mount, or a view still held by a traceback
+        self.files.clear()
         self.pagecache.clear()
         self.slot_rmap.clear()
-        if self.frames.frames:
-            self.frames.close()
         if self._mount_cm is not None:
             cm, self._mount_cm = self._mount_cm, None
             cm.__exit__(None, None, None)
@@ -211,13 +244,21 @@ def _positive_int(v: Any, name: str) -> None:
         raise ValueError(f"{name} must be a positive int, not {v!r}")
 
 
-def _backing_of(lab: str) -> str:
-    """The backing directory of a vmlab mount (files made there are not
-    counted by the mount), or the lab itself if it is not one."""
+def _attach(lab: str) -> fs.Mount | None:
+    """The vmlab mount at ``lab``, or None if it is a plain directory."""
     try:
-        return fs.attach(lab).backing or lab
+        return fs.attach(lab)
     except fs.MountError:
-        return lab
+        return None
+
+
+def _guard(lab: str, mount: fs.Mount | None, timeout: float | None) -> LabIO:
+    """The I/O guard: on a vmlab mount, a watchdog that aborts requests
+    stuck longer than ``timeout``; on a plain directory, no watchdog."""
+    if mount is None:
+        return LabIO(lab, None, lambda: None)
+    conn, pid = fs.connection(lab), mount.pid
+    return LabIO(lab, timeout, lambda: fs.abort(conn, pid))
 
 
 def _new_swap_file(lab: str, size: int) -> tuple[str, SwapHeader]:
@@ -230,10 +271,3 @@ def _new_swap_file(lab: str, size: int) -> tuple[str, SwapHeader]:
             continue
         return path, mkswap(path, size, force=True)
     raise VMError(f"no free swap file name in {lab}")
-
-
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

@@ -50,7 +50,7 @@ class Clock(Policy):
         for _ in range(2 * n + 1):          # two sweeps clear every bit
             f = self.frames[self.hand]
             self.hand = (self.hand + 1) % n
-            if not f.rmap or not ok(f):
+            if not f.in_use() or not ok(f):
                 continue
             if f.referenced():
                 f.clear_referenced()
@@ -105,7 +105,7 @@ class Random(Policy):
         self.rng = random.Random(seed)
 
     def victim(self, ok: Ok) -> Frame | None:
-        candidates = [f for f in self.frames if f.rmap and ok(f)]
+        candidates = [f for f in self.frames if f.in_use() and ok(f)]
         return self.rng.choice(candidates) if candidates else None
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from vmlab import vm
 from vmlab.elf import parse_elf
-from vmlab.errors import BusError, MapError, OutOfMemory, SegFault, VMError
+from vmlab.errors import BusError, MapError, OutOfMemory, SegFault, VMError, WriteBackError
 from vmlab.page import PAGE, PAGE_MASK, PAGE_SHIFT, Pte, Vma, page_round_up
 from vmlab.reclaim import release_pte
 
@@ -23,6 +23,14 @@ def _check_addr(addr: Any, what: str = "address") -> int:
     if not isinstance(addr, int) or isinstance(addr, bool) or addr < 0:
         raise ValueError(f"{what} must be a non-negative int, not {addr!r}")
     return addr
+
+
+def _report(failed: list[tuple[Vma, Exception]]) -> None:
+    if failed:
+        vma, e = failed[0]
+        why = getattr(e, "strerror", None) or str(e)
+        raise WriteBackError(f"{len(failed)} dirty page(s) of {vma.file.path} could not be written "
+                             f"({why}); they stay in memory and are retried on eviction and at close")
 
 
 class Process:
@@ -43,7 +51,7 @@ class Process:
         top = machine.phys_base
         self.stack = Vma(top - PAGE, top, "stack", writable=True)
         self.vmas: list[Vma] = [self.stack]
-        self.esp = top
+        self._esp = top
         self.minflt = 0
         self.majflt = 0
         self.exit_status: int | None = None
@@ -51,6 +59,18 @@ class Process:
     def __repr__(self) -> str:
         state = "running" if self.alive else f"exited {self.exit_status}"
         return f"<Process pid={self.pid} {state} rss={self.rss_pages} minflt={self.minflt} majflt={self.majflt}>"
+
+    @property
+    def esp(self) -> int:
+        """The stack pointer (stack growth is judged against it)."""
+        return self._esp
+
+    @esp.setter
+    def esp(self, value: int) -> None:
+        _check_addr(value, "esp")
+        if value > self.machine.phys_base:
+            raise ValueError(f"esp {value:#x} is above PHYS_BASE ({self.machine.phys_base:#x})")
+        self._esp = value
 
     @property
     def alive(self) -> bool:
@@ -72,8 +92,10 @@ class Process:
         """Read ``n`` bytes at ``addr`` (any length, across pages)."""
         self._check_alive()
         _check_addr(addr)
-        if not isinstance(n, int) or n < 0:
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise ValueError(f"length must be a non-negative int, not {n!r}")
+        if addr + n > self.machine.phys_base:
+            self._fault(max(addr, self.machine.phys_base), False)    # a segfault, as the MMU would
         out = bytearray(n)
         spt, touch = self.spt, self.machine.touch
         pos = 0
@@ -95,7 +117,12 @@ class Process:
         """Write ``data`` at ``addr`` (any length, across pages)."""
         self._check_alive()
         _check_addr(addr)
-        src = memoryview(data).cast("B")
+        try:
+            src = memoryview(data).cast("B")
+        except TypeError:
+            raise TypeError(f"data must be bytes-like, not {type(data).__name__}") from None
+        if addr + len(src) > self.machine.phys_base:
+            self._fault(max(addr, self.machine.phys_base), True)
         spt, touch = self.spt, self.machine.touch
         n, pos = len(src), 0
         while pos < n:
@@ -114,9 +141,13 @@ class Process:
     def push(self, data: bytes) -> int:
         """Move esp down by ``len(data)`` and write it there; returns the new esp."""
         self._check_alive()
-        self.esp -= len(data)
-        self.write(self.esp, data)
-        return self.esp
+        try:
+            n = memoryview(data).nbytes
+        except TypeError:
+            raise TypeError(f"data must be bytes-like, not {type(data).__name__}") from None
+        self.esp = max(self._esp - n, 0)
+        self.write(self._esp, data)
+        return self._esp
 
     def _fault(self, addr: int, write: bool) -> Pte:
         try:
@@ -231,18 +262,24 @@ class Process:
         vma = next((v for v in self.vmas if v.start == addr and v is not self.stack), None)
         if vma is None:
             raise MapError(f"no mapping starts at {addr:#x}")
-        self._unmap(vma)
+        _report(self._unmap(vma))
 
-    def _unmap(self, vma: Vma) -> None:
+    def _unmap(self, vma: Vma) -> list[tuple[Vma, Exception]]:
+        """Release every page of ``vma``; returns the write-backs that failed
+        (their pages stay in memory, dirty, and are retried)."""
         m = self.machine
         spt = self.spt
         vpns = ([v for v in spt if vma.start >> PAGE_SHIFT <= v < vma.end >> PAGE_SHIFT]
                 if len(spt) < len(vma.pages) else [v for v in vma.pages if v in spt])
+        failed = []
         for vpn in vpns:
-            release_pte(m, spt.pop(vpn))
+            error = release_pte(m, spt.pop(vpn))
+            if error is not None:
+                failed.append((vma, error))
         self.vmas.remove(vma)
         if vma.file is not None:
             m.close_file(vma.file)
+        return failed
 
     # -- fork and exit ------------------------------------------------------
 
@@ -251,7 +288,7 @@ class Process:
         self._check_alive()
         m = self.machine
         child = m._new_process()
-        child.esp = self.esp
+        child._esp = self._esp
         child.vmas = []
         for v in self.vmas:
             c = Vma(v.start, v.end, v.kind, v.writable, v.executable, v.shared, v.file,
@@ -278,24 +315,34 @@ class Process:
 
     def exit(self, status: int = 0) -> None:
         """End the process: dirty shared pages are written back, its frames,
-        swap slots and mappings released."""
+        swap slots and mappings released. A failed write-back is reported
+        (WriteBackError) after the process is gone; its pages stay in memory."""
         self._check_alive()
-        self._release()
-        self.exit_status = status
+        try:
+            failed = self._release()
+        finally:
+            self.exit_status = status
+        _report(failed)
 
     def _kill(self) -> None:
+        """Killed by a fault: released like exit; write-back failures are
+        counted (``writeback_errors``) and their pages kept, not raised."""
         if self.alive:
             try:
                 self._release()
             finally:
                 self.exit_status = -1
 
-    def _release(self) -> None:
+    def _release(self) -> list[tuple[Vma, Exception]]:
         for hook in self.machine.exit_hooks:
             hook(self)
-        for vma in list(self.vmas):
-            self._unmap(vma)
-        self.machine._reap(self)
+        failed = []
+        try:
+            for vma in list(self.vmas):
+                failed += self._unmap(vma)
+        finally:
+            self.machine._reap(self)
+        return failed
 
     def _check_alive(self) -> None:
         if not self.alive:

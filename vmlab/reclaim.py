@@ -11,16 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vmlab.errors import OutOfMemory
+from vmlab.errors import LabError, OutOfMemory
 from vmlab.frame import Frame
 from vmlab.page import Pte
 
 if TYPE_CHECKING:
     from vmlab.machine import Machine
-
-
-def _evictable(f: Frame) -> bool:
-    return not f.pinned
 
 
 def _needs_swap(f: Frame) -> bool:
@@ -33,20 +29,37 @@ def get_frame(m: "Machine") -> Frame:
     return f if f is not None else evict(m)
 
 
+TRIES = 2       # a victim whose write-out fails is tried once more, then passed over
+
+
 def evict(m: "Machine") -> Frame:
-    victim = m.policy.victim(_evictable)
-    if victim is not None and _needs_swap(victim) and m.swap.used >= m.swap.slots:
-        victim = m.policy.victim(lambda f: _evictable(f) and not _needs_swap(f))
-    if victim is None:
-        raise OutOfMemory(f"out of memory: all {len(m.frames.frames)} frames hold pages "
-                          f"that need swap, and swap ({m.swap.slots} slots) is full")
-    page_out(m, victim)
-    m.policy.released(victim)
-    victim.rmap.clear()
-    victim.dirty = False
-    victim.file = None
-    m.stat["evictions"] += 1
-    return victim
+    """Page out a victim and hand over its frame. A victim whose swap-out or
+    write-back fails stays resident and dirty; another victim is tried."""
+    failures: dict[Frame, int] = {}
+    last = ""          # only the text: the exception's traceback would pin frame views
+
+    def ok(f: Frame) -> bool:
+        if f.pinned or failures.get(f, 0) >= TRIES:
+            return False
+        return not (_needs_swap(f) and m.swap.used >= m.swap.slots)
+
+    while (victim := m.policy.victim(ok)) is not None:
+        try:
+            page_out(m, victim)
+        except OSError as e:
+            m.stat["writeback_errors"] += 1
+            failures[victim] = failures.get(victim, 0) + 1
+            last = e.strerror or str(e)
+            continue
+        m.policy.released(victim)
+        victim.rmap.clear()
+        victim.dirty = False
+        victim.file = None
+        m.stat["evictions"] += 1
+        return victim
+    why = (f"writing pages out failed ({last})" if last
+           else f"every frame holds a page that needs swap and swap ({m.swap.slots} slots) is full")
+    raise OutOfMemory(f"out of memory: no frame of {len(m.frames.frames)} could be freed: {why}")
 
 
 def page_out(m: "Machine", f: Frame) -> None:
@@ -59,10 +72,12 @@ def page_out(m: "Machine", f: Frame) -> None:
                 write_back(m, f)
             del m.pagecache[f.file.key, f.pgoff, f.nbytes]
             _forget_all(f)
+            _let_go_of_file(m, f)
         elif f.is_dirty():
             slot = m.swap.alloc()
             try:
-                m.swap.write(slot, f.view)
+                with m.io:
+                    m.swap.write(slot, f.view)
             except BaseException:
                 m.swap.free(slot)
                 raise
@@ -86,8 +101,10 @@ def _forget_all(f: Frame) -> None:
 
 
 def write_back(m: "Machine", f: Frame) -> None:
-    """One write of a shared file page: only its bytes inside the file."""
-    f.file.write_page(f.pgoff, f.view[:f.nbytes])
+    """One write of a shared file page: only its bytes inside the file.
+    On failure nothing changes: the page stays dirty."""
+    with m.io:
+        f.file.write_page(f.pgoff, f.view[:f.nbytes])
     m.stat["writebacks"] += 1
     m.stat["pgpgout"] += 4
     f.dirty = False
@@ -95,25 +112,45 @@ def write_back(m: "Machine", f: Frame) -> None:
         q.dirty = False
 
 
+def _let_go_of_file(m: "Machine", f: Frame) -> None:
+    """An unmapped dirty page, now written, no longer holds its file open."""
+    if f in m.unmapped_dirty:
+        m.unmapped_dirty.discard(f)
+        m.close_file(f.file)
+
+
 def free_frame(m: "Machine", f: Frame) -> None:
     m.policy.released(f)
     if f.file is not None:
         m.pagecache.pop((f.file.key, f.pgoff, f.nbytes), None)
+        _let_go_of_file(m, f)
     m.frames.free(f)
 
 
-def release_pte(m: "Machine", pte: Pte) -> None:
+def release_pte(m: "Machine", pte: Pte) -> Exception | None:
     """munmap/exit of one page: write a dirty shared page back, then let go
-    of the frame or swap slot (freed when the last user lets go)."""
+    of the frame or swap slot (freed when the last user lets go). If the
+    write-back fails the page stays in the page cache, dirty, to be retried
+    on eviction and at close; the error is returned for the caller to report."""
     f = pte.frame
+    error = None
     if f is not None:
         if f.file is not None and (pte.dirty or f.dirty):
-            f.dirty = True
-            write_back(m, f)
+            f.dirty, pte.dirty = True, False
+            try:
+                write_back(m, f)
+            except (OSError, LabError) as e:
+                m.stat["writeback_errors"] += 1
+                error = e
         f.rmap.remove(pte)
         pte.frame = None
         if not f.rmap:
-            free_frame(m, f)
+            if f.file is not None and f.dirty:
+                if f not in m.unmapped_dirty:   # its file stays open until it is written
+                    f.file.users += 1
+                    m.unmapped_dirty.add(f)
+            else:
+                free_frame(m, f)
     elif pte.slot is not None:
         users = m.slot_rmap[pte.slot]
         users.remove(pte)
@@ -121,3 +158,18 @@ def release_pte(m: "Machine", pte: Pte) -> None:
             del m.slot_rmap[pte.slot]
             m.swap.free(pte.slot)
         pte.slot = None
+    return error
+
+
+def flush_unmapped(m: "Machine") -> list[Exception]:
+    """Try again to write dirty pages that outlived their mappings."""
+    errors = []
+    for f in list(m.unmapped_dirty):
+        if not f.rmap:                  # (mapped again: its mapping writes it back)
+            try:
+                write_back(m, f)
+            except (OSError, LabError) as e:
+                errors.append(e)
+                continue
+            free_frame(m, f)
+    return errors

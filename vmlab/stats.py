@@ -3,6 +3,7 @@ cost of every fault, by case."""
 
 from __future__ import annotations
 
+import random
 from array import array
 
 # Order matters only for display.
@@ -10,7 +11,7 @@ COUNTERS = (
     "pgfault", "pgmajfault", "pswpin", "pswpout", "pgpgin", "pgpgout",
     "zero_faults", "stack_faults", "cow_faults", "elf_faults", "mmap_faults",
     "pagecache_faults", "swap_faults", "cow_reuses", "evictions", "writebacks",
-    "segfaults", "bus_errors", "oom_kills", "elf_header_reads",
+    "writeback_errors", "segfaults", "bus_errors", "oom_kills", "elf_header_reads",
 )
 CASES = ("zero", "stack", "cow", "elf", "mmap", "pagecache", "swap")
 
@@ -20,18 +21,30 @@ def new_counters() -> dict[str, int]:
 
 
 class FaultCosts:
-    """Nanoseconds per fault, kept per case.
+    """Nanoseconds per fault, kept per case. Counts are exact; past
+    ``keep`` faults a case keeps a uniform random sample (reservoir
+    sampling, seeded) so memory stays bounded however long the run.
 
     >>> c = FaultCosts(); c.record("zero", 1000); c.record("zero", 3000)
     >>> c.summary()["zero"]
     {'count': 2, 'median_ns': 2000, 'p99_ns': 3000}
     """
 
-    def __init__(self) -> None:
+    def __init__(self, keep: int = 100_000) -> None:
+        self.keep = keep
         self.samples = {case: array("q") for case in CASES}
+        self.counts = dict.fromkeys(CASES, 0)
+        self._rng = random.Random(0)
 
     def record(self, case: str, ns: int) -> None:
-        self.samples[case].append(ns)
+        n = self.counts[case] = self.counts[case] + 1
+        xs = self.samples[case]
+        if n <= self.keep:
+            xs.append(ns)
+        else:
+            j = self._rng.randrange(n)
+            if j < self.keep:
+                xs[j] = ns
 
     def summary(self) -> dict[str, dict[str, int]]:
         out = {}
@@ -40,6 +53,6 @@ class FaultCosts:
                 s = sorted(xs)
                 n = len(s)
                 median = s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) // 2
-                out[case] = {"count": n, "median_ns": median,
+                out[case] = {"count": self.counts[case], "median_ns": median,
                              "p99_ns": s[min(n - 1, (99 * n + 99) // 100 - 1)]}
         return out

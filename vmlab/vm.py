@@ -18,7 +18,7 @@ mapping of a file) is then broken copy-on-write in the same fault.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from swapdisk import SwapError
 from vmlab.errors import BusError, SegFault
@@ -95,6 +95,25 @@ def install(m: "Machine", p: "Process", vpn: int, f: Frame, writable: bool) -> P
     return pte
 
 
+def page_in(m: "Machine", read: Callable[[memoryview], None], what: str) -> Frame:
+    """A new frame filled by ``read``, pinned while the I/O is in flight. If
+    the read fails the frame goes back and the process gets a BusError."""
+    f = get_frame(m)
+    f.pinned = True
+    try:
+        with m.io:
+            read(f.view)
+    except (OSError, SwapError) as e:
+        free_frame(m, f)
+        raise BusError(f"{what}: {getattr(e, 'strerror', None) or e}") from None
+    except BaseException:
+        free_frame(m, f)
+        raise
+    finally:
+        f.pinned = False
+    return f
+
+
 # -- one handler per case ---------------------------------------------------
 
 def do_anonymous_page(m: "Machine", p: "Process", vpn: int, vma: Vma, case: str) -> str:
@@ -115,15 +134,8 @@ def do_file_page(m: "Machine", p: "Process", vpn: int, vma: Vma) -> str:
     if f is not None:                   # another mapping has it: no I/O
         install(m, p, vpn, f, vma.shared and vma.writable)
         return "pagecache"
-    f = get_frame(m)
-    f.pinned = True
-    try:
-        vma.file.read_page(offset, nbytes, f.view)
-    except OSError as e:
-        free_frame(m, f)
-        raise BusError(f"pid {p.pid}: reading {vma.file.path} at {offset}: {e.strerror}") from None
-    finally:
-        f.pinned = False
+    f = page_in(m, lambda view: vma.file.read_page(offset, nbytes, view),
+                f"pid {p.pid}: reading {vma.file.path} at {offset}")
     m.stat["pgpgin"] += 4
     f.file, f.pgoff, f.nbytes = vma.file, offset, nbytes
     m.pagecache[key] = f
@@ -135,21 +147,17 @@ def do_file_page(m: "Machine", p: "Process", vpn: int, vma: Vma) -> str:
 
 def do_swap_page(m: "Machine", pte: Pte, vma: Vma) -> str:
     slot = pte.slot
-    f = get_frame(m)
-    f.pinned = True
-    try:
-        m.swap.read(slot, f.view)
-    except (OSError, SwapError) as e:
-        free_frame(m, f)
-        raise BusError(f"pid {pte.proc.pid}: swap-in of slot {slot} failed: {e}") from None
-    finally:
-        f.pinned = False
+    if m.frames.nr_free == 0 and m.swap.used >= m.swap.slots:
+        f, users = _swap_in_through_bounce(m, pte, slot)
+    else:
+        f = page_in(m, lambda view: m.swap.read(slot, view),
+                    f"pid {pte.proc.pid}: swap-in of slot {slot} failed")
+        users = m.slot_rmap.pop(slot)
+        m.swap.free(slot)                   # the slot is free once read back
     m.stat["pswpin"] += 1
     m.stat["pgpgin"] += 4
     # Every PTE that shared the page before it left shares the frame again
-    # (read-only if more than one); the slot is free once read back.
-    users = m.slot_rmap.pop(slot)
-    m.swap.free(slot)
+    # (read-only if more than one).
     alone = len(users) == 1
     for q in users:
         q.frame, q.slot = f, None
@@ -157,9 +165,35 @@ def do_swap_page(m: "Machine", pte: Pte, vma: Vma) -> str:
         q.accessed = q is pte
         q.dirty = False
         f.rmap.append(q)
-    f.dirty = True                      # the only copy is in memory now
+    f.dirty = True                          # the only copy is in memory now
     m.policy.loaded(f)
     return "swap"
+
+
+def _swap_in_through_bounce(m: "Machine", pte: Pte, slot: int) -> tuple[Frame, list[Pte]]:
+    """Memory and swap are both full: a victim needs a slot before this page
+    can have a frame. Read the page aside and free its slot first, so the
+    victim can take it; if no frame comes of it, the page goes back to swap."""
+    try:
+        with m.io:
+            m.swap.read(slot, m.bounce)
+    except (OSError, SwapError) as e:
+        raise BusError(f"pid {pte.proc.pid}: swap-in of slot {slot} failed: {e}") from None
+    users = m.slot_rmap.pop(slot)
+    m.swap.free(slot)
+    try:
+        f = get_frame(m)
+    except BaseException:
+        back = m.swap.alloc()               # the slot just freed: never full here
+        with m.io:
+            m.swap.write(back, m.bounce)
+        m.stat["pswpout"] += 1
+        m.slot_rmap[back] = users
+        for q in users:
+            q.slot = back
+        raise
+    f.view[:] = m.bounce
+    return f, users
 
 
 def do_wp_page(m: "Machine", pte: Pte) -> str:
@@ -179,8 +213,14 @@ def break_cow(m: "Machine", pte: Pte) -> None:
     old.rmap.remove(pte)
     pte.frame = None
     if not old.rmap:
-        free_frame(m, old)
-    new = get_frame(m)
+        free_frame(m, old)              # then the next get_frame cannot fail
+    try:
+        new = get_frame(m)
+    except BaseException:
+        # No eviction succeeded, so `old` is as it was: map it back.
+        old.rmap.append(pte)
+        pte.frame = old
+        raise
     new.view[:] = data
     new.dirty = True
     install(m, pte.proc, pte.vpn, new, True)

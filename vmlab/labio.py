@@ -1,0 +1,51 @@
+"""Guarding the Machine's I/O on the lab mount.
+
+``with m.io:`` wraps every page-in and write-out. A dead daemon turns into a
+``LabError`` at once; a request that takes longer than ``io_timeout`` is
+ended by a watchdog thread, which aborts the FUSE connection (or kills the
+daemon), so the program gets a clear error instead of hanging forever.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from vmlab.errors import LAB_GONE, LabError
+
+
+class LabIO:
+    def __init__(self, lab: str, timeout: float | None, abort) -> None:
+        self.lab, self.timeout, self._abort = lab, timeout, abort
+        self.since = 0.0            # when the request in flight started; 0 if none
+        self.aborted = False
+        self._stop = threading.Event()
+        self._thread = None
+        if timeout is not None:
+            self._thread = threading.Thread(target=self._watch, name="vmlab-io-watchdog", daemon=True)
+            self._thread.start()
+
+    def __enter__(self) -> None:
+        self.since = time.monotonic()
+
+    def __exit__(self, kind, e, tb) -> None:
+        self.since = 0.0
+        if isinstance(e, OSError) and (self.aborted or e.errno in LAB_GONE):
+            if self.aborted:
+                raise LabError(f"the lab filesystem at {self.lab} did not answer within "
+                               f"{self.timeout:g} s; the request was aborted") from None
+            raise LabError(f"the lab filesystem at {self.lab} is gone ({e.strerror}): "
+                           f"its daemon died or was unmounted") from None
+
+    def _watch(self) -> None:
+        tick = min(0.25, self.timeout / 4)
+        while not self._stop.wait(tick):
+            since = self.since
+            if since and not self.aborted and time.monotonic() - since > self.timeout:
+                self.aborted = True
+                self._abort()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
