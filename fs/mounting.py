@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from fs.accounting import FileCounts, parse_files, parse_stats
+from fs.control import parse_latency
 
 FSTYPE = "fuse.vmlab"
 READY_TIMEOUT = 15.0
@@ -121,8 +122,9 @@ def check_mountpoint(mountpoint: str, backing: str, force: bool = False) -> tupl
     if not os.path.isdir(back):
         raise BadMountpoint(f"backing directory {backing} is not a directory")
     fstype = mounted_fstype(mnt)
-    if fstype is not None:
-        raise BadMountpoint(f"{mountpoint} is already a mount point ({fstype})")
+    if fstype is not None and not force:
+        raise BadMountpoint(f"{mountpoint} is already a mount point ({fstype}; "
+                            "use --force to mount over it)")
     # The daemon serves one request at a time: if the backing directory were
     # reachable through the mount, a request would wait on itself forever.
     if (back + "/").startswith(mnt + "/") or (mnt + "/").startswith(back + "/"):
@@ -135,6 +137,7 @@ def check_mountpoint(mountpoint: str, backing: str, force: bool = False) -> tupl
 def start(mountpoint: str, backing: str, latency: str = "none", *, detach: bool = False,
           force: bool = False, log: str = os.devnull) -> Mount:
     """Start a daemon and return once the mount is live."""
+    parse_latency(latency)              # a bad model is refused before anything starts
     mnt, back = check_mountpoint(mountpoint, backing, force)
     rfd, wfd = os.pipe()
     err = tempfile.TemporaryFile()
@@ -189,18 +192,24 @@ def _fusermount(flag: str, mnt: str) -> tuple[bool, str]:
 
 def daemon_pid(mountpoint: str) -> int | None:
     """The PID of the daemon serving ``mountpoint``, found without touching
-    the mount (it may be dead or hung)."""
+    the mount (it may be dead or hung). Mounts stacked with --force each have
+    a daemon: the newest one serves the mount on top."""
     mnt = os.path.realpath(mountpoint).encode()
+    best: tuple[int, int] | None = None
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/cmdline", "rb") as f:
                     argv = f.read().split(b"\0")
-            except OSError:
+                if b"fs.daemon" not in argv or mnt not in argv:
+                    continue
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    started = int(f.read().rsplit(b")", 1)[1].split()[19])
+            except (OSError, ValueError, IndexError):
                 continue
-            if b"fs.daemon" in argv and mnt in argv:
-                return int(entry)
-    return None
+            if best is None or started > best[0]:
+                best = (started, int(entry))
+    return best[1] if best else None
 
 
 def unmount(mountpoint: str, pid: int | None = None, timeout: float = 5.0) -> None:

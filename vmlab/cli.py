@@ -90,7 +90,8 @@ def build_parser() -> Parser:
     m.add_argument("--latency", type=_latency, default="none",
                    help="none, ssd, hdd, <N>us or <N>ms (default none)")
     m.add_argument("--foreground", action="store_true", help="stay attached; Ctrl-C unmounts")
-    m.add_argument("--force", action="store_true", help="mount over a non-empty directory")
+    m.add_argument("--force", action="store_true",
+                   help="mount over a non-empty directory or an existing mount")
 
     u = sub.add_parser("umount", help="unmount a lab filesystem and stop its daemon")
     u.add_argument("mountpoint", metavar="MNT")
