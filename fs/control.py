@@ -102,10 +102,14 @@ class Control:
     """State set through ``.vmlab/control``."""
 
     def __init__(self, latency: str = "none") -> None:
-        self.latency = parse_latency(latency)
+        self.set_latency(latency)
         self.rules: list[FaultRule] = []
         self.last_error = ""
         self.reset_requested = False
+
+    def set_latency(self, spec: str) -> None:
+        self.latency = parse_latency(spec)
+        self.delaying = bool(self.latency.fixed_ns) or self.latency.name == "hdd"   # read per request
 
     def injected(self, op: str, path: str) -> int:
         """The errno to fail this request with, or 0; consumes a count."""
@@ -132,7 +136,7 @@ class Control:
     def _command(self, words: list[str]) -> None:
         verb, args = words[0].lower(), words[1:]
         if verb == "latency" and len(args) == 1:
-            self.latency = parse_latency(args[0])
+            self.set_latency(args[0])
         elif verb == "fail" and len(args) in (3, 4):
             self.rules.append(_fault_rule(args))
         elif verb == "clear" and len(args) <= 1:

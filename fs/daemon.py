@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency", default="none")
     ap.add_argument("--status-fd", type=int, default=-1)
     ap.add_argument("--log", help="where stderr goes once mounted (default: stays)")
+    ap.add_argument("--minimal", action="store_true",
+                    help="serve the bare passthrough vmlab bench compares against")
     args = ap.parse_args(argv)
 
     from fs.control import ControlError, parse_latency
@@ -48,7 +50,11 @@ def main(argv: list[str] | None = None) -> int:
             os.close(log)
 
     logging.basicConfig(level=logging.WARNING, format="vmlab-fs: %(message)s")
-    ops = LabFS(args.backing, args.latency, on_ready=ready)
+    if args.minimal:
+        from fs.minimal import MinimalFS
+        ops = MinimalFS(args.backing, on_ready=ready)
+    else:
+        ops = LabFS(args.backing, args.latency, on_ready=ready)
     fsname = ops.root if "," not in ops.root else "vmlab"
     try:
         mfusepy.FUSE(ops, args.mountpoint, raw_fi=True, foreground=True, nothreads=True,

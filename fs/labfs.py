@@ -268,9 +268,11 @@ class LabFS(mfusepy.Operations):
         if fh >= _VFH:
             return self._ctl_read(fh, size, offset)
         t0 = _ns()
-        err = self.ctl.injected("read", path) if self.ctl.rules else 0
+        ctl = self.ctl
+        err = ctl.injected("read", path) if ctl.rules else 0
         try:
-            self._delay(t0, path, offset, size)
+            if ctl.delaying:
+                _wait_until(t0 + ctl.latency.delay_ns(path, offset, size))
             if err:
                 raise mfusepy.FuseOSError(err)
             data = os.pread(fh, size, offset)
@@ -285,9 +287,11 @@ class LabFS(mfusepy.Operations):
         if fh >= _VFH:
             return self._ctl_write(fh, data)
         t0 = _ns()
-        err = self.ctl.injected("write", path) if self.ctl.rules else 0
+        ctl = self.ctl
+        err = ctl.injected("write", path) if ctl.rules else 0
         try:
-            self._delay(t0, path, offset, len(data))
+            if ctl.delaying:
+                _wait_until(t0 + ctl.latency.delay_ns(path, offset, len(data)))
             if err:
                 raise mfusepy.FuseOSError(err)
             n = os.pwrite(fh, data, offset)
@@ -317,9 +321,8 @@ class LabFS(mfusepy.Operations):
         self.acct.record("release", path, 0, 0, _ns() - t0, 0)
 
     def _delay(self, t0: int, path: str, offset: int, length: int) -> None:
-        lat = self.ctl.latency
-        if lat.fixed_ns or lat.name == "hdd":
-            _wait_until(t0 + lat.delay_ns(path, offset, length))
+        if self.ctl.delaying:
+            _wait_until(t0 + self.ctl.latency.delay_ns(path, offset, length))
 
     # -- the control directory ----------------------------------------------
 

@@ -135,14 +135,14 @@ def check_mountpoint(mountpoint: str, backing: str, force: bool = False) -> tupl
 
 
 def start(mountpoint: str, backing: str, latency: str = "none", *, detach: bool = False,
-          force: bool = False, log: str = os.devnull) -> Mount:
+          force: bool = False, log: str = os.devnull, minimal: bool = False) -> Mount:
     """Start a daemon and return once the mount is live."""
     parse_latency(latency)              # a bad model is refused before anything starts
     mnt, back = check_mountpoint(mountpoint, backing, force)
     rfd, wfd = os.pipe()
     err = tempfile.TemporaryFile()
     cmd = [sys.executable, "-m", "fs.daemon", back, mnt, "--latency", latency,
-           "--status-fd", str(wfd), "--log", log]
+           "--status-fd", str(wfd), "--log", log] + (["--minimal"] if minimal else [])
     env = dict(os.environ, PYTHONPATH=_package_root() + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                             pass_fds=[wfd], start_new_session=detach, env=env)
@@ -255,15 +255,12 @@ FUSECTL = "/sys/fs/fuse/connections"
 
 
 def abort(conn: int, pid: int | None) -> str:
-    """End a hung mount's pending requests: abort its FUSE connection
-    (mounting fusectl if needed), else kill its daemon. Either way every
-    request in flight fails at once with ENOTCONN/ECONNABORTED."""
-    path = f"{FUSECTL}/{conn}/abort"
-    if not os.path.exists(path) and os.path.isdir(FUSECTL):
-        subprocess.run(["mount", "-t", "fusectl", "fusectl", FUSECTL], capture_output=True,
-                       timeout=5, check=False)
+    """End a hung mount's pending requests: abort its FUSE connection if
+    fusectl is mounted, else kill its daemon. Either way every request in
+    flight fails at once (ECONNABORTED or ENOTCONN). (Mounting fusectl now
+    is no use: mount(8) scans the mount table and hangs on the hung mount.)"""
     try:
-        with open(path, "w") as f:
+        with open(f"{FUSECTL}/{conn}/abort", "w") as f:
             f.write("1")
         return "aborted"
     except OSError:
@@ -276,7 +273,7 @@ def abort(conn: int, pid: int | None) -> str:
 
 @contextlib.contextmanager
 def mount(backing: str | None = None, mountpoint: str | None = None,
-          latency: str = "none", force: bool = False) -> Iterator[Mount]:
+          latency: str = "none", force: bool = False, minimal: bool = False) -> Iterator[Mount]:
     """Mount the lab filesystem for the duration of a ``with`` block.
 
     Temporary directories are made (and removed) for whichever of
@@ -298,7 +295,7 @@ def mount(backing: str | None = None, mountpoint: str | None = None,
         made.append(mountpoint)
     m = None
     try:
-        m = start(mountpoint, backing, latency, force=force)
+        m = start(mountpoint, backing, latency, force=force, minimal=minimal)
         yield m
     finally:
         if m is not None and mounted_fstype(m.path) == FSTYPE:

@@ -131,14 +131,14 @@ class SwapDisk:
         if not (1 <= slot <= self.header.last_page) or not self.bitmap.is_used(slot):
             raise SwapError(f"slot {slot} is not allocated")
 
-    def write(self, slot: int, page) -> None:
+    def write(self, slot: int, page, aligned: bool = False) -> None:
         """Write one page from ``page`` (any 4096-byte buffer) to ``slot``."""
         self._check(slot)
         view = memoryview(page)
         if view.nbytes != PAGE:
             raise ValueError(f"a swap slot holds {PAGE} bytes, not {view.nbytes}")
         src = view
-        if self.direct and (_address(view) or 1) % PAGE:
+        if self.direct and not aligned and (_address(view) or 1) % PAGE:
             self._bounce[:] = view
             src = self._bounce
         n = os.pwritev(self.fd, [src], slot * PAGE)
@@ -148,15 +148,16 @@ class SwapDisk:
         self._crc[slot] = zlib.crc32(view)
         self._written[slot] = 1
 
-    def read(self, slot: int, page) -> None:
-        """Read ``slot`` into ``page`` (a writable 4096-byte buffer)."""
+    def read(self, slot: int, page, aligned: bool = False) -> None:
+        """Read ``slot`` into ``page`` (a writable 4096-byte buffer);
+        ``aligned``: the caller knows it is page-aligned (no need to look)."""
         self._check(slot)
         if not self._written[slot]:
             raise SwapError(f"slot {slot} was never written")
         view = memoryview(page)
         if view.nbytes != PAGE or view.readonly:
             raise ValueError(f"need a writable {PAGE}-byte buffer")
-        aligned = not self.direct or (_address(view) or 1) % PAGE == 0
+        aligned = aligned or not self.direct or (_address(view) or 1) % PAGE == 0
         dst = view if aligned else self._bounce
         n = os.preadv(self.fd, [dst], slot * PAGE)
         self.reads += 1

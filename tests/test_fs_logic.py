@@ -7,7 +7,7 @@ import errno
 
 import pytest
 
-from fs.accounting import IOLOG_MAX, Accounting, escape_path, parse_files, parse_stats
+from fs.accounting import IOLOG_MAX, PENDING_MAX, Accounting, escape_path, parse_files, parse_stats
 from fs.control import Control, ControlError, parse_latency
 
 
@@ -86,7 +86,19 @@ def test_paths_with_spaces_stay_one_column():
 
 def test_iolog_rotates_instead_of_growing_forever():
     a = Accounting()
+    lines = 0
     for i in range(IOLOG_MAX // 40):
         a.record("read", "/f", i, 4096, 1000, 4096)
-    assert 0 < len(a.iolog) <= IOLOG_MAX and a.iolog_base > 0
+        if i % 20_000 == 0:                  # a reader now and then (more often than PENDING_MAX)
+            lines = len(a.iolog)
+    assert 0 < len(a.iolog) <= IOLOG_MAX and a.rotations > 0 and lines > 0
     assert a.totals.reads == IOLOG_MAX // 40
+    assert a.iolog.endswith(b" 4096\n")
+
+
+def test_unread_iolog_keeps_only_the_recent_requests():
+    a = Accounting()
+    for i in range(PENDING_MAX + 10):
+        a.record("write", "/f", i, 4096, 1000, 4096)
+    lines = a.iolog.decode().splitlines()
+    assert len(lines) == PENDING_MAX and lines[-1].split()[3] == str(PENDING_MAX + 9)

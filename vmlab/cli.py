@@ -138,6 +138,10 @@ def build_parser() -> Parser:
     r.add_argument("--smaps", type=_count, metavar="PID", help="print /proc/PID/smaps as PID exits")
     r.add_argument("--swaps", action="store_true", help="print /proc/swaps as each process exits")
     r.add_argument("--json", action="store_true", help="the result as one JSON object")
+
+    b = sub.add_parser("bench", help="measure vmlab against the kernel, bare FUSE and plain loops")
+    b.add_argument("--json", action="store_true", help="the figures as one JSON object")
+    b.add_argument("--quick", action="store_true", help="smaller runs (a few seconds)")
     return p
 
 
@@ -256,7 +260,28 @@ def cmd_run(args) -> int:
                         args.seed, watch, show, args.json)
 
 
-COMMANDS = {"demo": cmd_demo, "run": cmd_run, "mount": cmd_mount, "umount": cmd_umount,
+def cmd_bench(args) -> int:
+    import contextlib
+    from vmlab.bench import render, run_all
+    from vmlab.term import fancy
+    status = contextlib.nullcontext()
+    show = lambda name: None
+    if fancy() and not args.json:
+        from rich.console import Console
+        status = Console().status("measuring...")
+        show = lambda name: status.update(f"measuring {name.replace('_', ' ')}...")
+    elif not args.json:
+        show = lambda name: print(f"measuring {name.replace('_', ' ')}...", file=sys.stderr, flush=True)
+    with status:
+        result = run_all(args.quick, show)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        render(result)
+    return 0
+
+
+COMMANDS = {"demo": cmd_demo, "run": cmd_run, "bench": cmd_bench, "mount": cmd_mount, "umount": cmd_umount,
             "stat": cmd_stat, "mkswap": cmd_mkswap, "trace": cmd_trace}
 
 

@@ -96,6 +96,15 @@ class Process:
             raise ValueError(f"length must be a non-negative int, not {n!r}")
         if addr + n > self.machine.phys_base:
             self._fault(max(addr, self.machine.phys_base), False)    # a segfault, as the MMU would
+        off = addr & PAGE_MASK
+        if off + n <= PAGE:                 # within one page: the common case, kept short
+            pte = self.spt.get(addr >> PAGE_SHIFT)
+            if pte is None or pte.frame is None:
+                pte = self._fault(addr, False)
+            pte.accessed = True
+            if self.machine.touch:
+                self.machine.touch(pte.frame)
+            return bytes(pte.frame.view[off:off + n])
         out = bytearray(n)
         spt, touch = self.spt, self.machine.touch
         pos = 0

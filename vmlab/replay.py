@@ -61,6 +61,7 @@ def opt(refs: Sequence[int], frames: int, seed: int = 0) -> int:
     resident: dict[int, int] = {}       # page -> its next use
     heap: list[tuple[int, int]] = []    # (-next use, page); stale entries skipped
     push, pop, faults = heapq.heappush, heapq.heappop, 0
+    limit = 4 * frames + 64             # past this, stale entries outnumber live ones
     for i, p in enumerate(refs):
         nu = nxt[i]
         if p not in resident:
@@ -73,6 +74,9 @@ def opt(refs: Sequence[int], frames: int, seed: int = 0) -> int:
                 del resident[q]
         resident[p] = nu
         push(heap, (-nu, p))
+        if len(heap) > limit:           # rebuild from the live entries: the heap stays
+            heap = [(-n, q) for q, n in resident.items()]   # O(frames), so each step
+            heapq.heapify(heap)                             # costs log(frames), not log(refs)
     return faults
 
 

@@ -48,7 +48,7 @@ def parse_refs(lines: Iterable[str]) -> Trace:
         for tok in _SPLIT.split(line.split("#", 1)[0].strip()):
             if not tok:
                 continue
-            if not tok.isdigit() or int(tok) > MAX_PAGE:
+            if not (tok.isascii() and tok.isdigit()) or int(tok) > MAX_PAGE:   # not '²
                 raise TraceError(f"line {n}: {tok[:40]!r} is not a page number")
             t.pages.append(int(tok))
     t.writes = bytearray(len(t.pages))

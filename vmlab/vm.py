@@ -150,7 +150,7 @@ def do_swap_page(m: "Machine", pte: Pte, vma: Vma) -> str:
     if m.frames.nr_free == 0 and m.swap.used >= m.swap.slots:
         f, users = _swap_in_through_bounce(m, pte, slot)
     else:
-        f = page_in(m, lambda view: m.swap.read(slot, view),
+        f = page_in(m, lambda view: m.swap.read(slot, view, aligned=True),
                     f"pid {pte.proc.pid}: swap-in of slot {slot} failed")
         users = m.slot_rmap.pop(slot)
         m.swap.free(slot)                   # the slot is free once read back
@@ -176,7 +176,7 @@ def _swap_in_through_bounce(m: "Machine", pte: Pte, slot: int) -> tuple[Frame, l
     victim can take it; if no frame comes of it, the page goes back to swap."""
     try:
         with m.io:
-            m.swap.read(slot, m.bounce)
+            m.swap.read(slot, m.bounce, aligned=True)
     except (OSError, SwapError) as e:
         raise BusError(f"pid {pte.proc.pid}: swap-in of slot {slot} failed: {e}") from None
     users = m.slot_rmap.pop(slot)
@@ -186,7 +186,7 @@ def _swap_in_through_bounce(m: "Machine", pte: Pte, slot: int) -> tuple[Frame, l
     except BaseException:
         back = m.swap.alloc()               # the slot just freed: never full here
         with m.io:
-            m.swap.write(back, m.bounce)
+            m.swap.write(back, m.bounce, aligned=True)
         m.stat["pswpout"] += 1
         m.slot_rmap[back] = users
         for q in users:
