@@ -86,6 +86,8 @@ BAD_TRACES = [
     ("lackey bad hex", "==1== x\nI  04zz0000,4\n"),
     ("lackey truncated", "==1== x\n L 0400\n"),
     ("lackey zero size", "==1== x\n S 04000000,0\n"),
+    ("lackey huge size", "==1== x\n L 0,999999999999\n"),     # once hung the parser
+    ("lackey past the top", "==1== x\n L ffffffffffffffff,8\n"),
     ("lackey mixed", "==1== x\n L 04000000,4\n12 13\n"),
 ]
 

@@ -16,6 +16,7 @@ from typing import Iterable
 
 PAGE_SHIFT = 12
 MAX_PAGE = (1 << 52) - 1            # 64-bit addresses, 4 KiB pages
+MAX_ACCESS = 1 << 20                # one instruction's access; lackey's are at most a few hundred bytes
 
 
 class TraceError(ValueError):
@@ -69,7 +70,7 @@ def parse_lackey(lines: Iterable[str]) -> Trace:
         if m is None:
             raise TraceError(f"line {n}: not a lackey record: {line.strip()[:60]!r}")
         kind, addr, size = m.group(1), int(m.group(2), 16), int(m.group(3))
-        if size == 0 or addr + size - 1 > MAX_PAGE << PAGE_SHIFT | 0xFFF:
+        if not 0 < size <= MAX_ACCESS or addr + size - 1 > MAX_PAGE << PAGE_SHIFT | 0xFFF:
             raise TraceError(f"line {n}: bad access {line.strip()[:60]!r}")
         first, last = addr >> PAGE_SHIFT, (addr + size - 1) >> PAGE_SHIFT
         span = range(first, last + 1)
