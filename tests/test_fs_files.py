@@ -3,9 +3,7 @@ nothing reached through the mount leads out of it."""
 
 from __future__ import annotations
 
-import errno
 import os
-import shutil
 import subprocess
 
 import pytest

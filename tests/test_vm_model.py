@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition, rule,
                                  run_state_machine_as_test)
 
-import fs
 from vmlab import BusError, Machine, SegFault
 from vmlab.policy import POLICIES
 

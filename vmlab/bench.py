@@ -14,7 +14,6 @@ import random
 import statistics
 import time
 import tracemalloc
-from collections import OrderedDict
 from typing import Any, Callable
 
 import fs

@@ -29,7 +29,7 @@ from vmlab.page import PAGE, Pte
 from vmlab.policy import make_policy
 from vmlab.process import Process
 from vmlab.reclaim import flush_unmapped
-from vmlab.stats import CASES, FaultCosts, new_counters
+from vmlab.stats import FaultCosts, new_counters
 
 PHYS_BASE = 0xC0000000
 STACK_MAX = 8 << 20

@@ -11,9 +11,13 @@ Fixtures for other projects' integration tests:
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
+
+if TYPE_CHECKING:
+    import fs
+    import vmlab
 
 
 def pytest_configure(config: pytest.Config) -> None:
