@@ -272,7 +272,7 @@ class LabFS(mfusepy.Operations):
         err = ctl.injected("read", path) if ctl.rules else 0
         try:
             if ctl.delaying:
-                _wait_until(t0 + ctl.latency.delay_ns(path, offset, size))
+                self._delay(t0, path, offset, size)
             if err:
                 raise mfusepy.FuseOSError(err)
             data = os.pread(fh, size, offset)
@@ -291,7 +291,7 @@ class LabFS(mfusepy.Operations):
         err = ctl.injected("write", path) if ctl.rules else 0
         try:
             if ctl.delaying:
-                _wait_until(t0 + ctl.latency.delay_ns(path, offset, len(data)))
+                self._delay(t0, path, offset, len(data))
             if err:
                 raise mfusepy.FuseOSError(err)
             n = os.pwrite(fh, data, offset)
@@ -305,7 +305,8 @@ class LabFS(mfusepy.Operations):
     @_accounted("fsync")
     def fsync(self, path: str, datasync: int, fi) -> None:
         if fi.fh < _VFH:
-            self._delay(_ns(), path, 0, 0)
+            if self.ctl.delaying:
+                self._delay(_ns(), path, 0, 0)
             (os.fdatasync if datasync else os.fsync)(fi.fh)
 
     @_accounted("flush")
@@ -321,8 +322,9 @@ class LabFS(mfusepy.Operations):
         self.acct.record("release", path, 0, 0, _ns() - t0, 0)
 
     def _delay(self, t0: int, path: str, offset: int, length: int) -> None:
-        if self.ctl.delaying:
-            _wait_until(t0 + self.ctl.latency.delay_ns(path, offset, length))
+        """Wait out the latency model (callers check ``ctl.delaying`` first:
+        the usual answer, none, costs no call)."""
+        _wait_until(t0 + self.ctl.latency.delay_ns(path, offset, length))
 
     # -- the control directory ----------------------------------------------
 

@@ -109,6 +109,14 @@ def test_dotdot_stays_inside(lab, tmp_path):
     # directory, which is not served by the daemon at all.
     assert os.path.realpath(f"{lab.path}/sub/../..") == os.path.dirname(lab.path)
     assert not os.path.exists(f"{lab.path}/sub/../outside.txt")
+    # And should a path with ".." ever reach the daemon, it refuses it.
+    from fs.labfs import LabFS
+    from fs.libfuse import mfusepy
+    daemon = LabFS(lab.backing)
+    for path in ("/../outside.txt", "/sub/../../outside.txt", "/.."):
+        with pytest.raises(mfusepy.FuseOSError):
+            daemon._full(path)
+    assert daemon._full("/sub/file") == os.path.realpath(lab.backing) + "/sub/file"
 
 
 def test_mount_point_checks(tmp_path):

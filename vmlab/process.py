@@ -88,6 +88,19 @@ class Process:
 
     # -- memory access: the MMU ---------------------------------------------
 
+    def _translate(self, addr: int, write: bool) -> memoryview:
+        """The MMU: the frame holding ``addr``, faulted in (or made writable)
+        first if need be, with the accessed (and dirty) bits set."""
+        pte = self.spt.get(addr >> PAGE_SHIFT)
+        if pte is None or pte.frame is None or (write and not pte.writable):
+            pte = self._fault(addr, write)
+        pte.accessed = True
+        if write:
+            pte.dirty = True
+        if self.machine.touch:
+            self.machine.touch(pte.frame)
+        return pte.frame.view
+
     def read(self, addr: int, n: int) -> bytes:
         """Read ``n`` bytes at ``addr`` (any length, across pages)."""
         self._check_alive()
@@ -97,28 +110,15 @@ class Process:
         if addr + n > self.machine.phys_base:
             self._fault(max(addr, self.machine.phys_base), False)    # a segfault, as the MMU would
         off = addr & PAGE_MASK
-        if off + n <= PAGE:                 # within one page: the common case, kept short
-            pte = self.spt.get(addr >> PAGE_SHIFT)
-            if pte is None or pte.frame is None:
-                pte = self._fault(addr, False)
-            pte.accessed = True
-            if self.machine.touch:
-                self.machine.touch(pte.frame)
-            return bytes(pte.frame.view[off:off + n])
+        if off + n <= PAGE:                 # within one page: the common case, no buffer
+            return bytes(self._translate(addr, False)[off:off + n])
         out = bytearray(n)
-        spt, touch = self.spt, self.machine.touch
         pos = 0
         while pos < n:
             a = addr + pos
             off = a & PAGE_MASK
             chunk = min(n - pos, PAGE - off)
-            pte = spt.get(a >> PAGE_SHIFT)
-            if pte is None or pte.frame is None:
-                pte = self._fault(a, False)
-            pte.accessed = True
-            if touch:
-                touch(pte.frame)
-            out[pos:pos + chunk] = pte.frame.view[off:off + chunk]
+            out[pos:pos + chunk] = self._translate(a, False)[off:off + chunk]
             pos += chunk
         return bytes(out)
 
@@ -132,19 +132,12 @@ class Process:
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}") from None
         if addr + len(src) > self.machine.phys_base:
             self._fault(max(addr, self.machine.phys_base), True)
-        spt, touch = self.spt, self.machine.touch
         n, pos = len(src), 0
         while pos < n:
             a = addr + pos
             off = a & PAGE_MASK
             chunk = min(n - pos, PAGE - off)
-            pte = spt.get(a >> PAGE_SHIFT)
-            if pte is None or not pte.writable or pte.frame is None:
-                pte = self._fault(a, True)
-            pte.accessed = pte.dirty = True
-            if touch:
-                touch(pte.frame)
-            pte.frame.view[off:off + chunk] = src[pos:pos + chunk]
+            self._translate(a, True)[off:off + chunk] = src[pos:pos + chunk]
             pos += chunk
 
     def push(self, data: bytes) -> int:
