@@ -20,8 +20,8 @@ from typing import Any, Callable
 from fs.accounting import Accounting
 from fs.control import Control, ControlError
 from fs.libfuse import mfusepy
+from fs.paths import CTL, has_dotdot, is_ctl, link_leaves
 
-CTL = "/.vmlab"
 CTL_FILES = {"stats": 0o444, "files": 0o444, "iolog": 0o444, "control": 0o600, "pid": 0o444}
 _VFH = 1 << 40      # file handles at and above this are control files, not fds
 FUSE_CAP_AUTO_INVAL_DATA = 1 << 12   # fuse_common.h
@@ -35,24 +35,6 @@ def _dtype_mode(entry: os.DirEntry) -> int:
     return stat.S_IFDIR if entry.is_dir(follow_symlinks=False) else stat.S_IFREG
 
 
-def _climbs_out(here: str, target: str) -> bool:
-    """Would relative ``target``, read in directory ``here``, climb above
-    the root? (normpath cannot tell: it folds "/.." into "/".)
-
-    >>> _climbs_out("/d/e", "../../x"), _climbs_out("/d", "../../x")
-    (False, True)
-    """
-    depth = len([c for c in here.split("/") if c])
-    for part in target.split("/"):
-        if part == "..":
-            depth -= 1
-            if depth < 0:
-                return True
-        elif part not in ("", "."):
-            depth += 1
-    return False
-
-
 def _deny(err: int = errno.EACCES):
     raise mfusepy.FuseOSError(err)
 
@@ -62,7 +44,7 @@ def _accounted(op: str) -> Callable:
     def wrap(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def inner(self: "LabFS", path: str, *args: Any) -> Any:
-            if path is not None and path.startswith(CTL):
+            if path is not None and is_ctl(path):
                 return fn(self, path, *args)
             t0 = _ns()
             try:
@@ -120,15 +102,19 @@ class LabFS(mfusepy.Operations):
     # -- paths ---------------------------------------------------------------
 
     def _full(self, path: str) -> str:
-        if "/.." in path or path.startswith(CTL):
-            _deny(errno.EPERM if path.startswith(CTL) else errno.EACCES)
+        """The backing path of mount path ``path``; EPERM for the control
+        directory, EACCES for a real ``..`` component."""
+        if is_ctl(path):
+            _deny(errno.EPERM)
+        if has_dotdot(path):
+            _deny()
         return self.root + path
 
     # -- metadata ------------------------------------------------------------
 
     @_accounted("getattr")
     def getattr(self, path: str, fh: Any = None) -> dict[str, Any]:
-        if path.startswith(CTL):
+        if is_ctl(path):
             return self._ctl_attr(path)
         if fh is not None and fh.fh < _VFH:
             st = os.fstat(fh.fh)
@@ -142,16 +128,15 @@ class LabFS(mfusepy.Operations):
 
     @_accounted("readlink")
     def readlink(self, path: str) -> str:
+        # Checked on every read of the link, not only when it was made: a link
+        # made later (or straight in the backing directory) can change where
+        # this one leads.
         target = os.readlink(self._full(path))
         here = os.path.dirname(path)
-        if target.startswith("/"):
-            # An absolute link into the backing directory is rewritten to stay
-            # in the mount; anything else would lead out of it.
-            if not (target + "/").startswith(self.root + "/"):
-                _deny()
-            return os.path.relpath(target[len(self.root):] or "/", here)
-        if _climbs_out(here, target):
+        if link_leaves(self.root, here, target):
             _deny()
+        if target.startswith("/"):      # into the backing directory: kept in the mount
+            return os.path.relpath(target[len(self.root):] or "/", here)
         return target
 
     @_accounted("mkdir")
@@ -169,7 +154,10 @@ class LabFS(mfusepy.Operations):
 
     @_accounted("symlink")
     def symlink(self, path: str, target: str) -> None:
-        os.symlink(target, self._full(path))
+        full = self._full(path)
+        if link_leaves(self.root, os.path.dirname(path), target):
+            _deny()
+        os.symlink(target, full)
 
     @_accounted("link")
     def link(self, path: str, existing: str) -> None:
@@ -195,14 +183,14 @@ class LabFS(mfusepy.Operations):
     def truncate(self, path: str, length: int, fh: Any = None) -> None:
         if fh is not None and fh.fh < _VFH:
             os.ftruncate(fh.fh, length)
-        elif path.startswith(CTL):
+        elif is_ctl(path):
             return              # `echo cmd > control` truncates first: harmless
         else:
             os.truncate(self._full(path), length)
 
     @_accounted("utimens")
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> None:
-        if path.startswith(CTL):
+        if is_ctl(path):
             return
         os.utime(self._full(path), ns=times, follow_symlinks=False)
 
@@ -254,7 +242,7 @@ class LabFS(mfusepy.Operations):
 
     @_accounted("open")
     def open(self, path: str, fi) -> None:
-        if path.startswith(CTL):
+        if is_ctl(path):
             return self._ctl_open(path, fi)
         fi.fh = os.open(self._full(path), (fi.flags & ~os.O_DIRECT) | os.O_NOFOLLOW)
 

@@ -127,11 +127,20 @@ def check_mountpoint(mountpoint: str, backing: str, force: bool = False) -> tupl
                             "use --force to mount over it)")
     # The daemon serves one request at a time: if the backing directory were
     # reachable through the mount, a request would wait on itself forever.
-    if (back + "/").startswith(mnt + "/") or (mnt + "/").startswith(back + "/"):
+    if _within(back, mnt) or _within(mnt, back):
         raise BadMountpoint("the backing directory and the mount point must not contain each other")
     if os.listdir(mnt) and not force:
         raise BadMountpoint(f"mount point {mountpoint} is not empty (use --force to mount over it)")
     return mnt, back
+
+
+def _within(path: str, top: str) -> bool:
+    """Is real path ``path`` at or below real path ``top``? (``/`` holds all.)
+
+    >>> _within("/tmp/a", "/"), _within("/tmp/ab", "/tmp/a"), _within("/tmp/a/b", "/tmp/a")
+    (True, False, True)
+    """
+    return path == top or path.startswith(top.rstrip("/") + "/")
 
 
 def start(mountpoint: str, backing: str, latency: str = "none", *, detach: bool = False,

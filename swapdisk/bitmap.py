@@ -41,6 +41,13 @@ class SlotBitmap:
         self._hint = byte
         return byte * 8 + bit
 
+    def take(self, slot: int) -> None:
+        """Mark the free ``slot`` used (it must be free)."""
+        if not (self.reserved <= slot < self.nbits) or self.is_used(slot):
+            raise ValueError(f"slot {slot} is not free")
+        self.bits[slot >> 3] |= 1 << (slot & 7)
+        self.used += 1
+
     def free(self, slot: int) -> None:
         if not (self.reserved <= slot < self.nbits) or not self.is_used(slot):
             raise ValueError(f"slot {slot} is not allocated")

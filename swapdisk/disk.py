@@ -14,6 +14,7 @@ import ctypes
 import errno
 import mmap
 import os
+import stat
 import zlib
 from array import array
 
@@ -36,20 +37,29 @@ class SwapChecksumError(SwapError):
 def mkswap(path: str, size: int, label: str = "vmlab", force: bool = False) -> SwapHeader:
     """Create (or re-initialise) a swap file of ``size`` bytes.
 
-    Refuses to overwrite an existing non-empty file that is not already a
-    swap file unless ``force`` is given: vmlab never destroys data silently.
+    Refuses anything that is not a regular file (ValueError), and an
+    existing non-empty file that is not already a swap file unless
+    ``force`` is given (FileExistsError): vmlab never destroys data silently.
     """
     header = SwapHeader.for_size(size, label)
-    if not force and os.path.exists(path) and os.path.getsize(path):
-        with open(path, "rb") as f:
+    # O_NONBLOCK: a FIFO opens at once (and is then refused) instead of
+    # waiting forever for a reader.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "r+b", buffering=0) as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{path} is not a regular file: a swap file must be one")
+        if not force and st.st_size:
             try:
                 SwapHeader.unpack(f.read(PAGE))
             except BadSwapHeader:
                 raise FileExistsError(errno.EEXIST, "exists and is not a swap file "
                                       "(use --force to overwrite)", path) from None
-    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
-        f.write(header.pack())
-        f.truncate(size)            # sparse: slots cost nothing until written
+        f.truncate(0)
+        f.seek(0)
+        if f.write(header.pack()) != PAGE:
+            raise OSError(errno.EIO, "short write of the swap header", path)
+        f.truncate(size)                # sparse: slots cost nothing until written
     return header
 
 
@@ -126,6 +136,21 @@ class SwapDisk:
     def free(self, slot: int) -> None:
         self.bitmap.free(slot)
         self._written[slot] = 0
+
+    def lend(self, slot: int) -> int:
+        """Free a slot just read back, so another page may take it, and
+        return its checksum for ``take_back``."""
+        crc = self._crc[slot]
+        self.free(slot)
+        return crc
+
+    def take_back(self, slot: int, crc: int) -> None:
+        """Re-allocate a lent slot that no write succeeded on, as holding
+        what it held. Should a failed write have torn it, the checksum
+        makes the next read fail (SwapChecksumError), never return wrong data."""
+        self.bitmap.take(slot)
+        self._crc[slot] = crc
+        self._written[slot] = 1
 
     def _check(self, slot: int) -> None:
         if not (1 <= slot <= self.header.last_page) or not self.bitmap.is_used(slot):

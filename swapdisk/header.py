@@ -14,6 +14,7 @@ PAGE = 4096
 MAGIC = b"SWAPSPACE2"
 _INFO = struct.Struct("<III16s16s")     # version, last_page, nr_badpages, uuid, label
 _INFO_AT = 1024                          # after the boot bits
+MAX_LAST_PAGE = 0xFFFFFFFF               # a 32-bit field
 
 
 class BadSwapHeader(ValueError):
@@ -51,6 +52,18 @@ class SwapHeader:
 
     @classmethod
     def for_size(cls, size: int, label: str = "vmlab") -> "SwapHeader":
+        """A new header for a ``size``-byte file; ValueError for a size that
+        is not whole pages, under 2 pages or past the format's 2^32 pages,
+        or a label over 16 bytes (the format's field).
+
+        >>> SwapHeader.for_size(1 << 20).slots
+        255
+        """
         if size % PAGE or size < 2 * PAGE:
             raise ValueError(f"swap size must be a multiple of {PAGE} and at least 2 pages")
+        if size // PAGE - 1 > MAX_LAST_PAGE:
+            raise ValueError(f"swap size {size} is over the format's limit of "
+                             f"{(MAX_LAST_PAGE + 1) * PAGE >> 40} TiB")
+        if len(label.encode()) > 16:
+            raise ValueError(f"swap label {label[:40]!r} is over 16 bytes")
         return cls(size // PAGE - 1, str(uuidlib.uuid4()), label)

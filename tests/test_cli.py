@@ -128,6 +128,16 @@ def test_mkswap(tmp_path):
     assert (tmp_path / "precious").read_text() == "keep"
 
 
+@pytest.mark.parametrize("force", [[], ["--force"]], ids=["plain", "force"])
+def test_mkswap_refuses_what_is_not_a_regular_file(tmp_path, force):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    r = run_vmlab("mkswap", str(fifo), "--size", "1M", *force, timeout=20)   # once hung forever
+    assert r.returncode == 2 and "not a regular file" in r.stderr and r.stderr.count("\n") == 1
+    r = run_vmlab("mkswap", str(tmp_path), "--size", "1M", *force)
+    assert r.returncode != 0 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
 BAD_INPUT = [
     ([], "required"),
     (["frobnicate"], "invalid choice"),
@@ -143,6 +153,8 @@ BAD_INPUT = [
     (["mkswap", "/tmp/x.img", "--size", "lots"], "bad size"),
     (["mkswap", "/tmp/x.img", "--size", "5000"], "multiple of 4096"),
     (["mkswap", "/tmp/x.img", "--size", "4K"], "at least 2 pages"),
+    (["mkswap", "/tmp/x.img", "--size", "99999999999999999999999G"], "over the format's limit"),
+    (["mkswap", "/tmp/x.img", "--size", "1M", "--label", "seventeen-bytes!!"], "over 16 bytes"),
     (["demo", "--latency", "1parsec"], "bad latency"),
 ]
 

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 import fs
+from fs.mounting import check_mountpoint
 
 
 def test_everyday_file_operations(lab):
@@ -127,6 +128,8 @@ def test_mount_point_checks(tmp_path):
     full = tmp_path / "full"
     full.mkdir()
     (full / "keep").write_text("x")
+    with pytest.raises(fs.BadMountpoint, match="contain each other"):
+        check_mountpoint("/", str(back), force=True)      # / holds every backing directory
     cases = [
         (str(afile), str(back), "not a directory"),
         (str(tmp_path / "missing"), str(back), "not a directory"),
@@ -166,3 +169,49 @@ def test_no_allow_other_by_default(lab):
     fields = [l.split() for l in open("/proc/self/mounts") if f" {lab.path} " in l][0]
     assert fields[2] == "fuse.vmlab"
     assert "allow_other" not in fields[3].split(",")
+
+
+def test_symlink_chains_are_walked_as_the_kernel_walks_them(lab, tmp_path):
+    """A link is judged by where the links it passes lead, not by their
+    names: ``toroot/..`` from the mount root is the mount point's parent."""
+    (tmp_path / "secret.txt").write_text("outside")
+    mnt = lab.path
+    assert os.path.dirname(mnt) == str(tmp_path)
+    os.makedirs(f"{mnt}/d/e/f")
+    os.symlink("../../..", f"{mnt}/d/e/f/toroot")          # the mount root: allowed
+    assert os.path.samefile(f"{mnt}/d/e/f/toroot", mnt)
+    with pytest.raises(PermissionError):                     # refused when made
+        os.symlink("d/e/f/toroot/../secret.txt", f"{mnt}/esc")
+    os.symlink("d/e/f/toroot/../secret.txt", f"{lab.backing}/esc")   # made behind its back
+    with pytest.raises(PermissionError):
+        open(f"{mnt}/esc").read()
+    # Harmless when made; an escape once a directory it passes becomes a link.
+    os.makedirs(f"{mnt}/p/q")
+    os.symlink("p/q/../secret.txt", f"{mnt}/later")
+    with pytest.raises(FileNotFoundError):
+        open(f"{mnt}/later").read()                          # p/secret.txt: not there
+    os.rmdir(f"{mnt}/p/q")
+    os.symlink("..", f"{mnt}/p/q")                           # q is now the mount root
+    with pytest.raises(PermissionError):
+        open(f"{mnt}/later").read()
+    os.symlink("loop/x", f"{lab.backing}/loop")              # a cycle is refused, not walked forever
+    with pytest.raises(OSError):
+        open(f"{mnt}/loop").read()
+    # Chains that stay inside still work.
+    with open(f"{mnt}/d/inside.txt", "w") as f:
+        f.write("in")
+    os.symlink("d/e/f/toroot/d/inside.txt", f"{mnt}/ok")
+    assert open(f"{mnt}/ok").read() == "in"
+
+
+def test_names_that_only_look_special_are_ordinary(lab):
+    for name in ("..foo", "...", ".vmlab2", ".vmlabrc", "a..b"):
+        with open(f"{lab.path}/{name}", "w") as f:
+            f.write(name)
+        assert open(f"{lab.path}/{name}").read() == name
+        assert open(f"{lab.backing}/{name}").read() == name
+    os.mkdir(f"{lab.path}/.vmlab.d")
+    assert {"..foo", "...", ".vmlab2", ".vmlabrc", ".vmlab.d", ".vmlab"} <= set(os.listdir(lab.path))
+    assert lab.files()["/.vmlab2"].writes == 1               # counted like any file
+    with pytest.raises(OSError):
+        os.mkdir(f"{lab.path}/.vmlab/x")                     # the control directory still is special

@@ -4,6 +4,8 @@ The tables below are the bad inputs tried."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,11 +20,11 @@ PHYS_BASE = 0xC0000000
 # (description, call on a fresh process p, expected exception)
 BAD_CALLS = [
     ("negative address", lambda p: p.read(-1, 1), ValueError),
-    ("address of the wrong type", lambda p: p.read("0x1000", 1), ValueError),
-    ("float address", lambda p: p.read(4096.0, 1), ValueError),
+    ("address of the wrong type", lambda p: p.read("0x1000", 1), TypeError),
+    ("float address", lambda p: p.read(4096.0, 1), TypeError),
     ("negative length", lambda p: p.read(PHYS_BASE - 8, -5), ValueError),
-    ("length of the wrong type", lambda p: p.read(PHYS_BASE - 8, "8"), ValueError),
-    ("bool length", lambda p: p.read(PHYS_BASE - 8, True), ValueError),
+    ("length of the wrong type", lambda p: p.read(PHYS_BASE - 8, "8"), TypeError),
+    ("bool length", lambda p: p.read(PHYS_BASE - 8, True), TypeError),
     ("huge length", lambda p: p.read(PHYS_BASE - 8, 1 << 60), SegFault),
     ("kernel address", lambda p: p.read(PHYS_BASE, 1), SegFault),
     ("far kernel address", lambda p: p.write(2**64 - 1, b"x"), SegFault),
@@ -30,7 +32,7 @@ BAD_CALLS = [
     ("write of an int", lambda p: p.write(PHYS_BASE - 8, 5), TypeError),
     ("write running past PHYS_BASE", lambda p: p.write(PHYS_BASE - 2, b"four"), SegFault),
     ("push of a str", lambda p: p.push("x"), TypeError),
-    ("esp of the wrong type", lambda p: setattr(p, "esp", "top"), ValueError),
+    ("esp of the wrong type", lambda p: setattr(p, "esp", "top"), TypeError),
     ("esp above PHYS_BASE", lambda p: setattr(p, "esp", PHYS_BASE + PAGE), ValueError),
     ("mmap at 0", lambda p: p.mmap(None, 0, length=PAGE), MapError),
     ("mmap unaligned", lambda p: p.mmap(None, 0x10000001, length=PAGE), MapError),
@@ -43,6 +45,11 @@ BAD_CALLS = [
     ("mmap unaligned offset", lambda p: p.mmap("/etc/hostname", 0x10000000, offset=100), MapError),
     ("mmap offset past the end", lambda p: p.mmap("/etc/hostname", 0x10000000, offset=1 << 30), MapError),
     ("munmap of nothing", lambda p: p.munmap(0x10000000), MapError),
+    ("munmap of a str", lambda p: p.munmap("x"), TypeError),
+    ("mmap length of the wrong type", lambda p: p.mmap(None, 0x10000000, length="4096"), TypeError),
+    ("exit status of the wrong type", lambda p: p.exit("x"), TypeError),
+    ("exit status out of range", lambda p: p.exit(2**100), ValueError),
+    ("negative exit status", lambda p: p.exit(-1), ValueError),
     ("munmap of the stack", lambda p: p.munmap(PHYS_BASE - PAGE), MapError),
     ("load_elf of a text file", lambda p: p.load_elf("/etc/hostname"), MapError),
     ("load_elf of a missing file", lambda p: p.load_elf("/nonexistent"), MapError),
@@ -73,6 +80,7 @@ BAD_MACHINES = [
     dict(phys_base=0x1001), dict(phys_base=-PAGE), dict(phys_base=1 << 60),
     dict(stack_max=0), dict(io_timeout=0), dict(io_timeout="soon"),
     dict(lab="/nonexistent/lab"), dict(latency="warp"),
+    dict(frames=2**40),                                     # more memory than there is
 ]
 
 
@@ -159,3 +167,17 @@ def test_control_language_only_ever_raises_control_errors(lines):
     assert c.render().startswith("latency ")
     for rule in c.rules:
         assert rule.remaining is None or rule.remaining > 0
+
+
+def test_a_machine_on_a_full_lab_is_a_lab_error_and_leaves_nothing(shared_lab):
+    from vmlab import LabError, Machine, OutOfMemory
+    shared_lab.control("fail write * ENOSPC all")
+    try:
+        with pytest.raises(LabError, match="No space left on device"):
+            Machine(lab=shared_lab.path)
+    finally:
+        shared_lab.control("clear")
+    assert not [n for n in os.listdir(shared_lab.backing) if n.startswith("swap")]
+    with pytest.raises(OutOfMemory, match="cannot allocate"):
+        Machine(frames=2**40, lab=shared_lab.path)
+    assert not [n for n in os.listdir(shared_lab.backing) if n.startswith("swap")]

@@ -222,3 +222,25 @@ def test_cow_copy_that_cannot_get_a_frame_leaves_the_parent_intact(machine, shar
     finally:
         shared_lab.control("clear")
     assert not child.alive and intact(parent, 2)
+
+
+def test_swap_in_through_the_bounce_page_with_swap_writes_failing(machine, shared_lab):
+    """Memory and swap full, every swap write failing: touching a swapped
+    page is out of memory for that process only, and the page stays in its
+    slot for the process sharing it."""
+    m = machine(frames=2, swap_mb=3 * PAGE / (1 << 20))       # 2 frames, 2 slots
+    p = m.spawn()
+    fill(p, 4)
+    child = p.fork()                                         # shares all four pages
+    s = m.vmstat()
+    assert (s["swap_used"], s["swap_slots"], s["nr_free_frames"]) == (2, 2, 0)
+    shared_lab.control(f"fail write {swapname(m)} EIO all")
+    with pytest.raises(OutOfMemory):
+        p.read(A, 1)                                         # page 0 is in swap
+    assert not p.alive and p.exit_status == -1 and m.vmstat()["oom_kills"] == 1
+    assert set(m.slot_rmap) == {1, 2} and m.vmstat()["swap_used"] == 2
+    shared_lab.control("clear")
+    assert intact(child, 4)                                  # nothing lost
+    child.exit(0)
+    s = m.vmstat()
+    assert s["swap_used"] == 0 and s["nr_free_frames"] == 2 and not m.slot_rmap

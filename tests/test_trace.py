@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -179,3 +180,47 @@ def test_bad_arguments(tmp_path, argv, why):
 def test_missing_file():
     r = run_vmlab("trace", "/nonexistent/trace", "--frames", "3")
     assert r.returncode == 2 and "No such file" in r.stderr
+
+
+# -- streaming: bounded memory, hostile sizes -------------------------------------
+
+def _peak_kib_reading(path: str) -> tuple[int, str]:
+    """Peak RSS (KiB) of a fresh interpreter that reads ``path`` as a trace."""
+    # VmHWM, not ru_maxrss: that one keeps the forking parent's peak across exec.
+    code = ("import sys\nfrom vmlab.traces import TraceError, read_trace\n"
+            "try:\n    r = len(read_trace(sys.argv[1]))\nexcept TraceError as e:\n    r = str(e)\n"
+            "hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')]\n"
+            "print(hwm[0], r)")
+    out = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.split(" ", 1)
+    return int(out[0]), out[1].strip()
+
+
+def test_non_traces_are_refused_within_the_first_block(tmp_path):
+    r = run_vmlab("trace", "/dev/zero", "--frames", "3", timeout=30)   # endless
+    assert r.returncode == 2 and "not a text file" in r.stderr and r.stderr.count("\n") == 1
+    nul = tmp_path / "nul.bin"
+    with open(nul, "wb") as f:
+        f.truncate(200 << 20)                                   # 200 MB of NUL bytes
+    base, _ = _peak_kib_reading(write(tmp_path, "tiny.txt", "1 2 3"))
+    peak, why = _peak_kib_reading(str(nul))
+    assert "not a text file" in why and peak - base < 16 << 10, (peak, base)
+    (tmp_path / "a.txt").write_text("a" * (50 << 20))           # one 50 MB word
+    peak, why = _peak_kib_reading(str(tmp_path / "a.txt"))
+    assert "line 1" in why and "not a page number" in why and peak - base < 16 << 10
+
+
+def test_a_trace_streams_whatever_its_line_layout(tmp_path):
+    from vmlab.traces import BLOCK
+    refs = [random.Random(5).randrange(1 << 40) for _ in range(400_000)]
+    one_line = write(tmp_path, "one.txt", " ".join(map(str, refs)))     # spans several blocks
+    assert os.path.getsize(one_line) > 2 * BLOCK
+    assert list(read_trace(one_line).pages) == refs
+    comment = "1, 2 # " + "x" * (BLOCK + 10) + "\n3 #\n4"              # a comment past a block
+    assert list(read_trace(write(tmp_path, "c.txt", comment)).pages) == [1, 2, 3, 4]
+    bad = write(tmp_path, "bad.txt", "1\n" * (BLOCK // 2) + "7 x9\n")
+    with pytest.raises(TraceError, match=f"line {BLOCK // 2 + 1}: 'x9'"):
+        read_trace(bad)
+    long_lackey = write(tmp_path, "l.txt", "==1== x\n L 0" + "0" * BLOCK + ",4\n")
+    with pytest.raises(TraceError, match="line 2: longer than"):
+        read_trace(long_lackey)

@@ -18,7 +18,8 @@ class BusError(VMError):
 
 
 class OutOfMemory(VMError):
-    """No frame could be freed (swap full, or every write-out failed); the process is dead."""
+    """No frame could be freed (swap full, or every write-out failed): the
+    process is dead. From ``Machine()``: its frames could not be allocated."""
 
 
 class MapError(VMError):
@@ -32,7 +33,8 @@ class WriteBackError(VMError):
 
 class LabError(VMError):
     """The lab filesystem stopped answering (its daemon died, or a request
-    took longer than ``io_timeout`` and the connection was aborted)."""
+    took longer than ``io_timeout`` and the connection was aborted), or,
+    from ``Machine()``, could not hold the swap file (full, read-only...)."""
 
 
 # What a FUSE mount returns once its daemon is gone or the connection aborted.

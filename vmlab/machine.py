@@ -14,6 +14,7 @@ counters. This is the public entry point.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import mmap
 import os
 import sys
@@ -21,7 +22,7 @@ from typing import Any, Callable
 
 import fs
 from swapdisk import SwapDisk, SwapHeader, mkswap
-from vmlab.errors import LabError, MapError, VMError, WriteBackError
+from vmlab.errors import LabError, MapError, OutOfMemory, VMError, WriteBackError
 from vmlab.filemap import MappedFile
 from vmlab.labio import LabIO
 from vmlab.frame import Frame, FrameTable
@@ -74,7 +75,11 @@ class Machine:
         self._mount_cm = None
         self.mount: fs.Mount | None = None
         self.io: LabIO | None = None
-        self.frames = FrameTable(frames)
+        try:
+            self.frames = FrameTable(frames)
+        except (OSError, MemoryError, OverflowError) as e:
+            raise OutOfMemory(f"cannot allocate {frames} frames ({frames * PAGE} bytes): "
+                              f"{getattr(e, 'strerror', None) or e}") from None
         try:
             self.policy = make_policy(policy, self.frames.frames, seed)
             self.touch = self.policy.touched if self.policy.wants_touch else None
@@ -211,7 +216,9 @@ class Machine:
             steps.append(self.io.close)
         steps += [f.close for f in self.files.values()]
         if getattr(self, "swap", None) is not None:
-            steps += [self.swap.close, lambda: os.unlink(self.swap_path)]
+            steps.append(self.swap.close)
+        if getattr(self, "swap_path", None):
+            steps.append(lambda: os.unlink(self.swap_path))
         if getattr(self, "_scratch", None) is not None:
             steps += [self.bounce.release, self._scratch.close]
         if self.frames.frames:
@@ -269,5 +276,12 @@ def _new_swap_file(lab: str, size: int) -> tuple[str, SwapHeader]:
             os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         except FileExistsError:
             continue
-        return path, mkswap(path, size, force=True)
+        except OSError as e:
+            raise LabError(f"cannot create a swap file in {lab}: {e.strerror}") from None
+        try:
+            return path, mkswap(path, size, force=True)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.unlink(path)         # nothing left behind
+            raise LabError(f"cannot create a swap file in {lab}: {e.strerror}") from None
     raise VMError(f"no free swap file name in {lab}")

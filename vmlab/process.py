@@ -19,8 +19,16 @@ if TYPE_CHECKING:
 PIE_BASE = 0x08000000       # where position-independent executables are loaded
 
 
+def _check_int(v: Any, what: str) -> int:
+    """``v`` if it is an int (not a bool); TypeError naming ``what`` otherwise."""
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise TypeError(f"{what} must be an int, not {type(v).__name__} {v!r:.40}")
+    return v
+
+
 def _check_addr(addr: Any, what: str = "address") -> int:
-    if not isinstance(addr, int) or isinstance(addr, bool) or addr < 0:
+    """``addr`` if it is a non-negative int; TypeError or ValueError otherwise."""
+    if _check_int(addr, what) < 0:
         raise ValueError(f"{what} must be a non-negative int, not {addr!r}")
     return addr
 
@@ -105,8 +113,7 @@ class Process:
         """Read ``n`` bytes at ``addr`` (any length, across pages)."""
         self._check_alive()
         _check_addr(addr)
-        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-            raise ValueError(f"length must be a non-negative int, not {n!r}")
+        _check_addr(n, "length")
         if addr + n > self.machine.phys_base:
             self._fault(max(addr, self.machine.phys_base), False)    # a segfault, as the MMU would
         off = addr & PAGE_MASK
@@ -198,6 +205,10 @@ class Process:
                 start = vaddr & ~PAGE_MASK
                 if (s.offset - s.vaddr) & PAGE_MASK:
                     raise MapError(f"{path}: segment at {vaddr:#x} is not page-aligned in the file")
+                if s.offset + s.filesz > f.size:
+                    raise MapError(f"{path}: segment at {vaddr:#x} needs file bytes up to "
+                                   f"{s.offset + s.filesz}, but the file has {f.size} "
+                                   "(truncated?)")
                 lead = vaddr - start
                 vma = Vma(start, page_round_up(vaddr + s.memsz), "elf", s.writable,
                           s.executable, False, f, s.offset - lead, lead + s.filesz)
@@ -228,7 +239,7 @@ class Process:
         _check_addr(offset, "offset")
         if offset & PAGE_MASK:
             raise MapError(f"file offset {offset} is not page-aligned")
-        if length is not None and (not isinstance(length, int) or length <= 0):
+        if length is not None and _check_int(length, "length") <= 0:
             raise MapError(f"length must be a positive int, not {length!r}")
         m = self.machine
         if path is None:
@@ -261,6 +272,7 @@ class Process:
         """Unmap the mapping that starts at ``addr``, writing back its dirty
         shared pages (never clean ones)."""
         self._check_alive()
+        _check_addr(addr)
         vma = next((v for v in self.vmas if v.start == addr and v is not self.stack), None)
         if vma is None:
             raise MapError(f"no mapping starts at {addr:#x}")
@@ -318,8 +330,11 @@ class Process:
     def exit(self, status: int = 0) -> None:
         """End the process: dirty shared pages are written back, its frames,
         swap slots and mappings released. A failed write-back is reported
-        (WriteBackError) after the process is gone; its pages stay in memory."""
+        (WriteBackError) after the process is gone; its pages stay in memory.
+        ``status`` is an exit status, 0 to 255 (TypeError, ValueError otherwise)."""
         self._check_alive()
+        if not 0 <= _check_int(status, "exit status") <= 255:
+            raise ValueError(f"exit status must be 0 to 255, not {status}")
         try:
             failed = self._release()
         finally:

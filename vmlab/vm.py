@@ -172,25 +172,22 @@ def do_swap_page(m: "Machine", pte: Pte, vma: Vma) -> str:
 
 def _swap_in_through_bounce(m: "Machine", pte: Pte, slot: int) -> tuple[Frame, list[Pte]]:
     """Memory and swap are both full: a victim needs a slot before this page
-    can have a frame. Read the page aside and free its slot first, so the
-    victim can take it; if no frame comes of it, the page goes back to swap."""
+    can have a frame. Read the page aside and lend its slot to the victim;
+    if no frame comes of it (every write-out failed), the slot is taken
+    back as it was and the error raised: nothing is lost or unmapped."""
     try:
         with m.io:
             m.swap.read(slot, m.bounce, aligned=True)
     except (OSError, SwapError) as e:
-        raise BusError(f"pid {pte.proc.pid}: swap-in of slot {slot} failed: {e}") from None
+        raise BusError(f"pid {pte.proc.pid}: swap-in of slot {slot} failed: "
+                       f"{getattr(e, 'strerror', None) or e}") from None
     users = m.slot_rmap.pop(slot)
-    m.swap.free(slot)
+    crc = m.swap.lend(slot)
     try:
         f = get_frame(m)
     except BaseException:
-        back = m.swap.alloc()               # the slot just freed: never full here
-        with m.io:
-            m.swap.write(back, m.bounce, aligned=True)
-        m.stat["pswpout"] += 1
-        m.slot_rmap[back] = users
-        for q in users:
-            q.slot = back
+        m.swap.take_back(slot, crc)         # no victim's write reached it
+        m.slot_rmap[slot] = users
         raise
     f.view[:] = m.bounce
     return f, users
