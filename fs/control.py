@@ -4,8 +4,9 @@ One command per line (``#`` starts a comment)::
 
     latency none|ssd|hdd|<N>us|<N>ms    delay every read, write and fsync
     fail read|write|rw PATH EIO|ENOSPC [K|all]
-                                        the next K (default: all) such
-                                        requests on PATH fail; PATH '*' = any
+                                        the next K (default: all) reads or
+                                        writes on PATH fail, as a reader
+                                        sees them; PATH '*' = any
     clear [PATH]                        drop fault rules (all, or PATH's)
     reset                               zero the counters and the iolog
 
@@ -104,6 +105,7 @@ class Control:
     def __init__(self, latency: str = "none") -> None:
         self.set_latency(latency)
         self.rules: list[FaultRule] = []
+        self._retry: tuple[tuple[str, str, int], int] | None = None
         self.last_error = ""
         self.reset_requested = False
 
@@ -111,14 +113,29 @@ class Control:
         self.latency = parse_latency(spec)
         self.delaying = bool(self.latency.fixed_ns) or self.latency.name == "hdd"   # read per request
 
-    def injected(self, op: str, path: str) -> int:
-        """The errno to fail this request with, or 0; consumes a count."""
+    @property
+    def injecting(self) -> bool:
+        """Is any request to be failed? (False, the usual answer, is cheap.)"""
+        return bool(self.rules) or self._retry is not None
+
+    def injected(self, op: str, path: str, offset: int = 0, cached: bool = False) -> int:
+        """The errno to fail this request with, or 0; consumes a count.
+
+        A read through the page cache (``cached``: not O_DIRECT) that fails
+        is sent again by the kernel at once (readahead, then the read
+        itself) before the reader sees the error: that retry fails too,
+        without a count, so ``fail read PATH EIO 1`` is one failed read()."""
+        retry, self._retry = self._retry, None
+        if retry is not None and retry[0] == (op, path, offset):
+            return retry[1]
         for rule in self.rules:
             if op in rule.ops and (rule.path == path or rule.path == "*"):
                 if rule.remaining is not None:
                     rule.remaining -= 1
                     if rule.remaining == 0:
                         self.rules.remove(rule)
+                if cached and op == "read":
+                    self._retry = ((op, path, offset), rule.err)
                 return rule.err
         return 0
 
@@ -141,6 +158,7 @@ class Control:
             self.rules.append(_fault_rule(args))
         elif verb == "clear" and len(args) <= 1:
             self.rules = [r for r in self.rules if args and r.path != args[0]]
+            self._retry = None
         elif verb == "reset" and not args:
             self.reset_requested = True
         else:

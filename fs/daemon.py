@@ -12,6 +12,7 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,8 +36,21 @@ def main(argv: list[str] | None = None) -> int:
     from fs.libfuse import mfusepy
 
     mounted = []
+    # Until the mount is live, libfuse's own messages (the real cause of a
+    # failure) are caught here, to be passed on in one line.
+    setup_err = tempfile.TemporaryFile()
+    saved_stderr = os.dup(2)
+    os.dup2(setup_err.fileno(), 2)
+
+    def restore_stderr() -> None:
+        if saved_stderr >= 0:
+            os.dup2(saved_stderr, 2)
+            os.close(saved_stderr)
 
     def ready() -> None:
+        nonlocal saved_stderr
+        restore_stderr()
+        saved_stderr = -1
         mounted.append(True)
         if args.status_fd >= 0:
             os.write(args.status_fd, f"ready {os.getpid()}\n".encode())
@@ -62,9 +76,40 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as e:
         if mounted:     # libfuse reports the signal that ended the loop (Ctrl-C, TERM)
             return 0
-        print(f"vmlab: mounting {args.mountpoint} failed ({e})", file=sys.stderr)
+        restore_stderr()
+        setup_err.seek(0)
+        said = setup_err.read().decode(errors="replace").splitlines()
+        print(f"vmlab: {mount_failure(args.mountpoint, said, e)}", file=sys.stderr)
         return 1
     return 0
+
+
+# What libfuse says when a mount fails, and what to do about it.
+_HINTS = (
+    ("/dev/fuse: Permission denied", "/dev/fuse is closed to this user: run as root, or open it "
+     "to users (ls -l /dev/fuse; chmod 0666 /dev/fuse)"),
+    ("Operation not permitted", "mounting needs CAP_SYS_ADMIN: run as root; in a container, "
+     "add --cap-add SYS_ADMIN --device /dev/fuse"),
+    ("device not found", "load the fuse module (modprobe fuse); in a container, pass "
+     "--device /dev/fuse"),
+    ("/dev/fuse: No such file", "load the fuse module (modprobe fuse); in a container, pass "
+     "--device /dev/fuse"),
+    ("Invalid argument", "/dev/fuse is not the FUSE device here (ls -l /dev/fuse: "
+     "character device 10, 229)"),
+)
+
+
+def mount_failure(mountpoint: str, said: list[str], error: Exception) -> str:
+    """One line: libfuse's own last word on why the mount failed, then what
+    to do about it.
+
+    >>> mount_failure("/m", ["fuse: failed to open /dev/fuse: Permission denied"], RuntimeError(4))
+    'mounting /m failed: fuse: failed to open /dev/fuse: Permission denied; /dev/fuse is closed to this user: run as root, or open it to users (ls -l /dev/fuse; chmod 0666 /dev/fuse)'
+    """
+    lines = [l.strip() for l in said if l.strip()]
+    cause = lines[-1] if lines else f"libfuse error {error}"
+    hint = next((h for key, h in _HINTS if key in cause), "")
+    return f"mounting {mountpoint} failed: {cause}" + (f"; {hint}" if hint else "")
 
 
 if __name__ == "__main__":

@@ -201,6 +201,7 @@ class LabFS(mfusepy.Operations):
                                              "f_bavail", "f_files", "f_ffree",
                                              "f_favail", "f_namemax")}
 
+    @_accounted("getxattr")
     def getxattr(self, path: str, name: str, *args: Any) -> bytes:
         # ENOSYS once and the kernel stops asking; otherwise it asks for
         # security.capability before every write, doubling its cost.
@@ -257,7 +258,8 @@ class LabFS(mfusepy.Operations):
             return self._ctl_read(fh, size, offset)
         t0 = _ns()
         ctl = self.ctl
-        err = ctl.injected("read", path) if ctl.rules else 0
+        err = (ctl.injected("read", path, offset, not fi.flags & os.O_DIRECT)
+               if ctl.injecting else 0)
         try:
             if ctl.delaying:
                 self._delay(t0, path, offset, size)
@@ -276,7 +278,7 @@ class LabFS(mfusepy.Operations):
             return self._ctl_write(fh, data)
         t0 = _ns()
         ctl = self.ctl
-        err = ctl.injected("write", path) if ctl.rules else 0
+        err = ctl.injected("write", path) if ctl.injecting else 0
         try:
             if ctl.delaying:
                 self._delay(t0, path, offset, len(data))

@@ -19,11 +19,23 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
+import psutil
+
 from fs.accounting import FileCounts, parse_files, parse_stats
 from fs.control import parse_latency
 
 FSTYPE = "fuse.vmlab"
 READY_TIMEOUT = 15.0
+DAEMON_MODULE = "fs.daemon"
+
+# Mounts this process started and has not unmounted (mount point -> daemon
+# pid), detached ones excepted: what a caller may clean up as its own.
+_started: dict[str, int] = {}
+
+
+def started_here() -> dict[str, int]:
+    """The live mounts this process started (not detached), by mount point."""
+    return {mnt: pid for mnt, pid in _started.items() if mounted_fstype(mnt) == FSTYPE}
 
 
 class MountError(RuntimeError):
@@ -35,12 +47,10 @@ class BadMountpoint(MountError):
 
 
 def _mountinfo() -> Iterator[tuple[str, str, str]]:
-    """(mount point, fs type, source) for each mount this process sees."""
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            fstype, source = right.split()[:2]
-            yield left.split()[4].encode().decode("unicode_escape"), fstype, source
+    """(mount point, fs type, source) for each mount this process sees, in
+    mount order, paths decoded as the kernel escapes them (psutil)."""
+    for part in psutil.disk_partitions(all=True):
+        yield part.mountpoint, part.fstype, part.device
 
 
 def _find(path: str) -> tuple[str, str] | None:
@@ -150,7 +160,7 @@ def start(mountpoint: str, backing: str, latency: str = "none", *, detach: bool 
     mnt, back = check_mountpoint(mountpoint, backing, force)
     rfd, wfd = os.pipe()
     err = tempfile.TemporaryFile()
-    cmd = [sys.executable, "-m", "fs.daemon", back, mnt, "--latency", latency,
+    cmd = [sys.executable, "-m", DAEMON_MODULE, back, mnt, "--latency", latency,
            "--status-fd", str(wfd), "--log", log] + (["--minimal"] if minimal else [])
     env = dict(os.environ, PYTHONPATH=_package_root() + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
@@ -171,6 +181,8 @@ def start(mountpoint: str, backing: str, latency: str = "none", *, detach: bool 
         raise MountError(lines[-1].removeprefix("vmlab: ") if lines else
                          f"the filesystem daemon did not come up within {READY_TIMEOUT:.0f} s")
     err.close()
+    if not detach:
+        _started[mnt] = proc.pid
     return Mount(mnt, back, proc.pid, None if detach else proc)
 
 
@@ -203,21 +215,13 @@ def daemon_pid(mountpoint: str) -> int | None:
     """The PID of the daemon serving ``mountpoint``, found without touching
     the mount (it may be dead or hung). Mounts stacked with --force each have
     a daemon: the newest one serves the mount on top."""
-    mnt = os.path.realpath(mountpoint).encode()
-    best: tuple[int, int] | None = None
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    argv = f.read().split(b"\0")
-                if b"fs.daemon" not in argv or mnt not in argv:
-                    continue
-                with open(f"/proc/{entry}/stat", "rb") as f:
-                    started = int(f.read().rsplit(b")", 1)[1].split()[19])
-            except (OSError, ValueError, IndexError):
-                continue
-            if best is None or started > best[0]:
-                best = (started, int(entry))
+    mnt = os.path.realpath(mountpoint)
+    best: tuple[float, int] | None = None
+    for proc in psutil.process_iter(["cmdline", "create_time"]):
+        argv = proc.info["cmdline"] or []
+        if DAEMON_MODULE in argv and mnt in argv:
+            if best is None or proc.info["create_time"] > best[0]:
+                best = (proc.info["create_time"], proc.pid)
     return best[1] if best else None
 
 
@@ -236,22 +240,30 @@ def unmount(mountpoint: str, pid: int | None = None, timeout: float = 5.0) -> No
         ok, why = _fusermount("-uz", mnt)   # last resort: detach, let users drain
         if not ok:
             raise MountError(f"cannot unmount {mountpoint}: {why}")
+    _started.pop(mnt, None)
     if pid:
         _wait_gone(pid, deadline)
 
 
 def _wait_gone(pid: int, deadline: float) -> None:
+    """Wait until daemon ``pid`` has exited (a zombie has: it is reaped if
+    it is ours); past the deadline, kill it (the mount is gone already)."""
+    try:
+        proc = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
         with contextlib.suppress(ChildProcessError):
             if os.waitpid(pid, os.WNOHANG)[0] == pid:
                 return
-        time.sleep(0.02)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)   # the mount is gone; a stuck daemon is not wanted
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return
+        except psutil.NoSuchProcess:
+            return
+        time.sleep(0.005)
+    with contextlib.suppress(psutil.NoSuchProcess):
+        proc.kill()         # the same process (psutil checks its start time), not a reused PID
 
 
 def connection(mountpoint: str) -> int:

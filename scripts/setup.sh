@@ -27,6 +27,10 @@ if ! command -v fusermount3 >/dev/null || ! ldconfig -p | grep -q 'libfuse3\.so\
   say "installing fuse3 (fusermount3 and libfuse3)"
   apt_install fuse3
 fi
+if [ -n "$extras" ] && ! command -v valgrind >/dev/null; then
+  say "installing valgrind (the tests replay real programs' memory traces)"
+  apt_install valgrind
+fi
 [ -e /dev/fuse ] || { say "/dev/fuse is missing: load the fuse module (modprobe fuse) or, in a container, pass --device /dev/fuse"; exit 1; }
 
 py=""

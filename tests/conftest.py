@@ -1,6 +1,11 @@
 """Shared fixtures: a real lab mount per test, and a session-wide check that
-every mount the tests made is gone again (lazily unmounted if not, and the
-session fails)."""
+every mount this test run made is gone again (lazily unmounted if not, and
+the session fails).
+
+Other test runs and people's own mounts may live on the same machine: the
+check touches only mounts this run made, known by identity (the mounts this
+process started, and those under this run's own temporary directory), never
+by filesystem type or name."""
 
 from __future__ import annotations
 
@@ -11,23 +16,27 @@ import sys
 import pytest
 
 import fs
-from fs.mounting import _mountinfo
+from fs.mounting import _mountinfo, started_here
 
 PAGE = 4096
 pytest_plugins = ["pytester"]
 
 
-def vmlab_mounts() -> set[str]:
-    """vmlab's mounts, and fusectl (the watchdog may mount it to abort a hung
-    connection and must unmount it again)."""
-    return {mnt for mnt, fstype, _ in _mountinfo() if fstype in (fs.FSTYPE, "fusectl")}
+def mounts_of_this_run(basetemp: str) -> set[str]:
+    """vmlab mounts this run made: started by this process, or mounted on a
+    directory under this run's basetemp (by `vmlab mount` in a subprocess)."""
+    under = basetemp.rstrip("/") + "/"
+    ours = set(started_here())
+    ours |= {mnt for mnt, fstype, _ in _mountinfo()
+             if fstype == fs.FSTYPE and mnt.startswith(under)}
+    return ours
 
 
 @pytest.fixture(scope="session", autouse=True)
-def no_mount_left_behind():
-    before = vmlab_mounts()
+def no_mount_left_behind(tmp_path_factory):
+    basetemp = str(tmp_path_factory.getbasetemp())
     yield
-    left = vmlab_mounts() - before
+    left = mounts_of_this_run(basetemp)
     for mnt in left:
         subprocess.run(["fusermount3", "-uz", mnt], check=False)
     assert not left, f"tests left these mounts behind: {sorted(left)}"

@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
+import psutil
 import pytest
 
 import fs
 from tests.conftest import PAGE, run_vmlab
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
 
 
 @pytest.fixture
@@ -55,9 +61,62 @@ def test_mount_stat_umount(dirs):
     r = run_vmlab("umount", mnt)
     assert r.returncode == 0, r.stderr
     assert fs.mounted_fstype(mnt) is None
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
+    assert _gone(pid)           # exited (a zombie, if its parent has not reaped it yet, has)
     assert open(os.path.join(back, "f"), "rb").read() == b"x" * PAGE
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_umount_does_not_wait_for_a_parent_that_never_reaps(dirs):
+    """As under a container's PID 1 that never reaps: the exited daemon
+    stays a zombie, and umount must not take it for alive."""
+    back, mnt = dirs
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "import fs, sys, time\n"
+         f"m = fs.start({mnt!r}, {back!r}, detach=True)\nprint(m.pid, flush=True)\ntime.sleep(120)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(parent.stdout.readline())
+        assert psutil.Process(pid).ppid() == parent.pid
+        t0 = time.monotonic()
+        fs.unmount(mnt)
+        took = time.monotonic() - t0
+        assert fs.mounted_fstype(mnt) is None and _gone(pid)
+        assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE     # nobody reaped it
+        assert took < 2.5, took          # it used to wait the whole 5 s, then kill
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def test_a_failed_mount_says_why(request):
+    """libfuse's own words reach the one-line error, with what to do."""
+    # nobody must reach the mount point: pytest's own directories are root's only.
+    d = pathlib.Path(tempfile.mkdtemp(prefix="vmlab-test-nobody-"))
+    request.addfinalizer(lambda: shutil.rmtree(d))
+    (d / "m").mkdir()
+    (d / "b").mkdir()
+    os.chmod(d, 0o755)
+    os.chown(d / "m", 65534, 65534)
+    os.chown(d / "b", 65534, 65534)
+    assert os.stat("/dev/fuse").st_mode & 0o006 == 0, "this check needs /dev/fuse closed to others"
+    r = subprocess.run(NOBODY + [sys.executable, "-m", "fs.daemon", str(d / "b"), str(d / "m")],
+                       capture_output=True, text=True, timeout=30, cwd=os.path.dirname(fs.__path__[0]))
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert "/dev/fuse: Permission denied" in r.stderr and "chmod 0666 /dev/fuse" in r.stderr
+    assert "(4)" not in r.stderr
+    # The FUSE device replaced by another one, in a mount namespace of our own.
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                        'mount --bind /dev/null /dev/fuse && exec "$@"', "sh", sys.executable,
+                        "-m", "vmlab", "mount", str(d / "m"), "--backing", str(d / "b")],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert "fuse: mount failed: Invalid argument" in r.stderr and "10, 229" in r.stderr
 
 
 def test_mount_without_backing_makes_one_and_keeps_it(dirs):

@@ -149,3 +149,32 @@ def test_control_is_owner_only(lab):
     for name in ("stats", "files", "iolog", "pid"):
         with pytest.raises(OSError):
             os.open(os.path.join(lab.path, ".vmlab", name), os.O_WRONLY)
+
+
+def test_a_fault_count_is_what_a_reader_sees(lab, page_buffer):
+    """The kernel sends a failed page-cache read again at once (readahead,
+    then the read): ``EIO 1`` must still fail exactly one read() of a plain
+    buffered reader, and exactly one request of an O_DIRECT reader."""
+    path = os.path.join(lab.path, "f")
+    with open(path, "wb") as f:
+        f.write(b"y" * 3 * PAGE)
+    for count, fails in ((1, 1), (2, 2)):
+        lab.control("reset", f"fail read /f EIO {count}")
+        seen = []
+        for _ in range(3):
+            try:
+                seen.append(len(open(path, "rb").read()))
+            except OSError as e:
+                seen.append(e.errno)
+        assert seen == [errno.EIO] * fails + [3 * PAGE] * (3 - fails)
+        rules = open(os.path.join(lab.path, ".vmlab/control")).read().splitlines()
+        assert not [r for r in rules if r.startswith("fail")]      # used up
+    lab.control("reset", "fail read /f EIO 1")
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    try:
+        with pytest.raises(OSError):
+            os.preadv(fd, [page_buffer], 0)
+        assert os.preadv(fd, [page_buffer], 0) == PAGE            # the very next request works
+    finally:
+        os.close(fd)
+    assert [l.split()[-1] for l in lab.iolog() if " read " in l] == ["-EIO", "4096"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.conftest import vmlab_mounts
+import fs
+from tests.conftest import mounts_of_this_run
 
 PROJECT_TESTS = '''
 import os
@@ -28,16 +29,18 @@ def test_machine_swaps_on_the_mount(vmlab_machine, vmlab_mount):
     assert s["nr_frames"] == 2 and vmlab_mount.files()["/swap.img"].reads == s["pswpin"] > 0
 
 def test_a_failing_test_still_unmounts(vmlab_machine):
-    assert False, "on purpose"
+    assert False, "on purpose, mounted at " + vmlab_machine.lab
 '''
 
 
 def test_fixtures_work_in_a_separate_project(pytester):
-    before = vmlab_mounts()
     pytester.makepyfile(test_project=PROJECT_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     result.assert_outcomes(passed=2, failed=1)
-    assert vmlab_mounts() == before           # the failing test's mount is gone too
+    failed_at = result.stdout.str().split("on purpose, mounted at ")[-1].split()[0]
+    assert failed_at.startswith(str(pytester.path))   # its mounts lived under this directory
+    assert fs.mounted_fstype(failed_at) is None       # and the failing test's is gone too
+    assert not mounts_of_this_run(str(pytester.path))
 
 
 def test_marker_is_registered(pytester):
