@@ -72,3 +72,25 @@ def test_mounting_over_a_mount_needs_force(tmp_path):
         assert os.listdir(mnt) == [".vmlab"]          # the new mount hides the old one
         assert run_vmlab("umount", str(mnt)).returncode == 0
         assert "below" in os.listdir(mnt)             # and the old one is back, untouched
+
+
+def test_a_test_run_claims_only_its_own_mounts(tmp_path, tmp_path_factory):
+    """A mount made by someone else (another suite, a student's `vmlab
+    mount`) is never taken for one of this run's, whatever its type."""
+    from tests.conftest import mounts_of_this_run
+    import tempfile
+    basetemp = str(tmp_path_factory.getbasetemp())
+    theirs = tempfile.mkdtemp(prefix="vmlab-someone-else-")      # outside this run's basetemp
+    back = tempfile.mkdtemp(prefix="vmlab-someone-else-back-")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    try:
+        assert run_vmlab("mount", theirs, "--backing", back).returncode == 0
+        with fs.mount(mountpoint=str(mine)) as m, fs.mount() as elsewhere:
+            ours = mounts_of_this_run(basetemp)
+            assert m.path in ours and elsewhere.path in ours      # started here, or under basetemp
+            assert theirs not in ours and fs.mounted_fstype(theirs) == fs.FSTYPE
+    finally:
+        assert run_vmlab("umount", theirs).returncode == 0
+        os.rmdir(theirs)
+        subprocess.run(["rm", "-rf", back])

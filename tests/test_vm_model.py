@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition, rule,
                                  run_state_machine_as_test)
 
-from vmlab import BusError, Machine, OutOfMemory, SegFault
+from vmlab import BusError, Machine, OutOfMemory, SegFault, vm
 from vmlab.policy import POLICIES
 
 PAGE = 4096
@@ -43,7 +43,9 @@ settings.register_profile("long", max_examples=10_000, stateful_step_count=60, d
 
 EXERCISED = ("pswpin", "pswpout", "cow_faults", "stack_faults", "writebacks", "forks",
              "swap-in failures hit (process killed)", "small swap", "swap writes failing",
-             "out of memory (process killed)")
+             "out of memory (process killed)", "swap-ins with memory and swap full")
+# Rarer: every one of these ends a program; the long run must see it.
+EXERCISED_LONG = ("... of which out of memory, page kept in swap",)
 
 LAB: dict[str, object] = {}
 SEEN: Counter[str] = Counter()          # what the runs exercised, printed at the end
@@ -360,9 +362,25 @@ class VMModel(RuleBasedStateMachine):
                 os.unlink(os.path.join(LAB["backing"], fm.name))
 
 
-def test_vm_against_flat_memory(shared_lab):
+def _count_bounce_swap_ins(monkeypatch) -> None:
+    """Count swap-ins with memory and swap both full (through the bounce
+    page), and those among them that met failing swap writes."""
+    real = vm._swap_in_through_bounce
+
+    def counted(m, pte, slot):
+        SEEN["swap-ins with memory and swap full"] += 1
+        try:
+            return real(m, pte, slot)
+        except OutOfMemory:
+            SEEN["... of which out of memory, page kept in swap"] += 1
+            raise
+    monkeypatch.setattr(vm, "_swap_in_through_bounce", counted)
+
+
+def test_vm_against_flat_memory(shared_lab, monkeypatch):
     LAB["path"], LAB["backing"], LAB["mount"] = shared_lab.path, shared_lab.backing, shared_lab
     SEEN.clear()
+    _count_bounce_swap_ins(monkeypatch)
     profile = os.environ.get("VMLAB_HYPOTHESIS_PROFILE", "ci")
     run_state_machine_as_test(VMModel, settings=settings.get_profile(profile))
     # The runs must really exercise what they claim to. Which programs the
@@ -374,5 +392,5 @@ def test_vm_against_flat_memory(shared_lab):
         run_state_machine_as_test(VMModel, settings=settings(
             settings.get_profile(profile), derandomize=False, max_examples=100))
     print("\nmodel run:", ", ".join(f"{k} {v}" for k, v in sorted(SEEN.items())))
-    for what in EXERCISED:
+    for what in EXERCISED + (EXERCISED_LONG if profile == "long" else ()):
         assert SEEN[what] > 0, f"no {what} in {SEEN['programs']} programs"
