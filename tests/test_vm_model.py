@@ -44,10 +44,10 @@ settings.register_profile("long", max_examples=10_000, stateful_step_count=60, d
 EXERCISED = ("pswpin", "pswpout", "cow_faults", "stack_faults", "writebacks", "forks",
              "swap-in failures hit (process killed)", "small swap", "swap writes failing",
              "out of memory (process killed)")
-# Rarer (memory and swap both full, then a swap-in, writes failing): the long
-# run must see them; tests/test_reliability.py builds each one on purpose.
-EXERCISED_LONG = ("swap-ins with memory and swap full",
-                  "... of which out of memory, page kept in swap")
+# Rarer (memory and swap both full, then a swap-in): the long run must see it.
+# (That swap-in meeting failing writes as well is counted, but so rare in
+# random programs that tests/test_reliability.py builds it on purpose.)
+EXERCISED_LONG = ("swap-ins with memory and swap full",)
 
 LAB: dict[str, object] = {}
 SEEN: Counter[str] = Counter()          # what the runs exercised, printed at the end
