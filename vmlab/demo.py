@@ -1,6 +1,8 @@
-"""``vmlab demo``: the six seed features, each a scenario from ``demo/`` on
-its own Machine (all on one fresh lab mount, so each feature's faults are its
-own), then the seed's "Page Fault Costs" table with measured figures.
+"""``vmlab demo``: the six classic features of virtual memory (demand
+paging, zero page, stack growth, copy-on-write, mmap, swap), each a scenario
+from ``demo/`` on its own Machine (all on one fresh lab mount, so each
+feature's faults are its own), then the classic table of page fault costs
+with figures measured in this run.
 
 Scenarios create their input files in the backing directory, so the FUSE
 requests counted per feature are the VM's alone.
@@ -18,7 +20,7 @@ from vmlab import Machine
 from vmlab.scenarios import REGISTRY, ScenarioFailed
 from vmlab.term import fancy, print_table
 
-# (row of the seed's table, fault case measured, scenario, frames)
+# (row of the fault-cost table, fault case measured, scenario, frames)
 FEATURES = [
     ("Demand paging", "elf", "demand-paging", 32),
     ("Zero page", "zero", "zero-page", 128),
@@ -72,7 +74,7 @@ def cost_table(results: list[Result]) -> None:
              str(r.costs["count"]), _us(r.costs["median_ns"]), _us(r.costs["p99_ns"]), str(r.requests)]
             for r in results]
     print_table(["Feature", "Fault type", "Disk I/O", "Faults", "Median", "p99", "FUSE requests"],
-                rows, title="Page fault costs, measured (the seed's table):",
+                rows, title="Page fault costs, measured (minor: memory only; major: the disk):",
                 right=[False, False, False, True, True, True, True])
 
 
@@ -104,7 +106,7 @@ def run_demo(latency: str = "none") -> int:
         major = statistics.median(r.costs["median_ns"] for r in results if r.major)
         hint = "; try --latency hdd" if latency == "none" else ""
         print(f"\nmajor / minor fault cost: {major / minor:.1f}x here "
-              f"(the seed's rule of thumb: ~1000x on a disk{hint})")
+              f"(rule of thumb: from a disk, about 1000x slower{hint})")
     failed = [r.feature for r in results if r.error]
     if failed:
         print(f"\nvmlab demo: these features did not behave: {', '.join(failed)}")
