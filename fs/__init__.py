@@ -1,14 +1,14 @@
 """vmlab's lab filesystem: a FUSE passthrough that counts, logs, delays and
 fails every request, so each page-in and write-back is visible on the host.
 
-    >>> import fs
-    >>> with fs.mount() as m:
+    >>> import vmlab_fs
+    >>> with vmlab_fs.mount() as m:
     ...     print(m.path, m.stats()["reads"])       # doctest: +ELLIPSIS
     /tmp/vmlab-mnt-... 0
 """
 
-from fs.accounting import FileCounts
-from fs.mounting import (FSTYPE, BadMountpoint, Mount, MountError, abort, attach, connection,
+from vmlab_fs.accounting import FileCounts
+from vmlab_fs.mounting import (FSTYPE, BadMountpoint, Mount, MountError, abort, attach, connection,
                          daemon_pid, mount,
                          mounted_fstype, start, unmount)
 

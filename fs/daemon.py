@@ -1,6 +1,6 @@
-"""The lab filesystem daemon: ``python -m fs.daemon BACKING MOUNTPOINT``.
+"""The lab filesystem daemon: ``python -m vmlab_fs.daemon BACKING MOUNTPOINT``.
 
-Runs libfuse 3's single-threaded loop in the foreground; ``fs.mounting``
+Runs libfuse 3's single-threaded loop in the foreground; ``vmlab_fs.mounting``
 starts it as a child process and detaches it for ``vmlab mount``. When the
 mount is live it writes ``ready PID`` to ``--status-fd`` and sends its stderr
 to ``--log`` (default: nowhere), so a parent may stop listening.
@@ -16,7 +16,7 @@ import tempfile
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m fs.daemon")
+    ap = argparse.ArgumentParser(prog="python -m vmlab_fs.daemon")
     ap.add_argument("backing")
     ap.add_argument("mountpoint")
     ap.add_argument("--latency", default="none")
@@ -26,14 +26,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="serve the bare passthrough vmlab bench compares against")
     args = ap.parse_args(argv)
 
-    from fs.control import ControlError, parse_latency
+    from vmlab_fs.control import ControlError, parse_latency
     try:
         parse_latency(args.latency)
     except ControlError as e:
         print(f"vmlab: {e}", file=sys.stderr)
         return 2
-    from fs.labfs import LabFS
-    from fs.libfuse import mfusepy
+    from vmlab_fs.labfs import LabFS
+    from vmlab_fs.libfuse import mfusepy
 
     mounted = []
     # Until the mount is live, libfuse's own messages (the real cause of a
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="vmlab-fs: %(message)s")
     if args.minimal:
-        from fs.minimal import MinimalFS
+        from vmlab_fs.minimal import MinimalFS
         ops = MinimalFS(args.backing, on_ready=ready)
     else:
         ops = LabFS(args.backing, args.latency, on_ready=ready)

@@ -17,10 +17,10 @@ import stat
 import time
 from typing import Any, Callable
 
-from fs.accounting import Accounting
-from fs.control import Control, ControlError
-from fs.libfuse import mfusepy
-from fs.paths import CTL, has_dotdot, is_ctl, link_leaves
+from vmlab_fs.accounting import Accounting
+from vmlab_fs.control import Control, ControlError
+from vmlab_fs.libfuse import mfusepy
+from vmlab_fs.paths import CTL, has_dotdot, is_ctl, link_leaves
 
 CTL_FILES = {"stats": 0o444, "files": 0o444, "iolog": 0o444, "control": 0o600, "pid": 0o444}
 _VFH = 1 << 40      # file handles at and above this are control files, not fds

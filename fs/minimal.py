@@ -8,8 +8,8 @@ import errno
 import os
 from typing import Any, Callable
 
-from fs.labfs import FUSE_CAP_AUTO_INVAL_DATA
-from fs.libfuse import mfusepy
+from vmlab_fs.labfs import FUSE_CAP_AUTO_INVAL_DATA
+from vmlab_fs.libfuse import mfusepy
 
 
 class MinimalFS(mfusepy.Operations):

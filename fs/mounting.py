@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pathlib
 import select
 import shutil
 import signal
@@ -21,12 +22,12 @@ from typing import Iterator
 
 import psutil
 
-from fs.accounting import FileCounts, parse_files, parse_stats
-from fs.control import parse_latency
+from vmlab_fs.accounting import FileCounts, parse_files, parse_stats
+from vmlab_fs.control import parse_latency
 
 FSTYPE = "fuse.vmlab"
 READY_TIMEOUT = 15.0
-DAEMON_MODULE = "fs.daemon"
+DAEMON_MODULE = "vmlab_fs.daemon"
 
 # Mounts this process started and has not unmounted (mount point -> daemon
 # pid), detached ones excepted: what a caller may clean up as its own.
@@ -75,17 +76,27 @@ def mounted_fstype(path: str) -> str | None:
 
 @dataclass
 class Mount:
-    """A live lab mount: its paths and the daemon's figures.
+    """A live lab mount: its paths and the daemon's figures. It is path-like
+    (``os.fspath``, ``mount / "file"``), as pytest's ``tmp_path``.
 
     >>> with mount() as m:
-    ...     m.stats()["reads"], m.files(), m.pid > 0
-    (0, {}, True)
+    ...     m.stats()["reads"], m.files(), m.pid > 0, (m / "f").parent == pathlib.Path(m)
+    (0, {}, True, True)
     """
 
     path: str
     backing: str
     pid: int
     _proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    def __truediv__(self, name: str | os.PathLike) -> pathlib.Path:
+        return pathlib.Path(self.path) / name
+
+    def __str__(self) -> str:
+        return self.path
 
     def _ctl(self, name: str) -> str:
         with open(os.path.join(self.path, ".vmlab", name)) as f:
@@ -162,9 +173,8 @@ def start(mountpoint: str, backing: str, latency: str = "none", *, detach: bool 
     err = tempfile.TemporaryFile()
     cmd = [sys.executable, "-m", DAEMON_MODULE, back, mnt, "--latency", latency,
            "--status-fd", str(wfd), "--log", log] + (["--minimal"] if minimal else [])
-    env = dict(os.environ, PYTHONPATH=_package_root() + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                            pass_fds=[wfd], start_new_session=detach, env=env)
+                            pass_fds=[wfd], start_new_session=detach)
     os.close(wfd)
     try:
         line = _read_status(rfd, proc)
@@ -197,10 +207,6 @@ def _read_status(rfd: int, proc: subprocess.Popen) -> str:
                 break
             data += chunk
     return data.decode(errors="replace")
-
-
-def _package_root() -> str:
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _fusermount(flag: str, mnt: str) -> tuple[bool, str]:

@@ -18,8 +18,8 @@ import stat
 import zlib
 from array import array
 
-from swapdisk.bitmap import SlotBitmap
-from swapdisk.header import PAGE, BadSwapHeader, SwapHeader
+from vmlab_swapdisk.bitmap import SlotBitmap
+from vmlab_swapdisk.header import PAGE, BadSwapHeader, SwapHeader
 
 
 class SwapError(Exception):

@@ -15,8 +15,8 @@ import sys
 
 import pytest
 
-import fs
-from fs.mounting import _mountinfo, started_here
+import vmlab_fs
+from vmlab_fs.mounting import _mountinfo, started_here
 
 PAGE = 4096
 pytest_plugins = ["pytester"]
@@ -28,7 +28,7 @@ def mounts_of_this_run(basetemp: str) -> set[str]:
     under = basetemp.rstrip("/") + "/"
     ours = set(started_here())
     ours |= {mnt for mnt, fstype, _ in _mountinfo()
-             if fstype == fs.FSTYPE and mnt.startswith(under)}
+             if fstype == vmlab_fs.FSTYPE and mnt.startswith(under)}
     return ours
 
 
@@ -49,7 +49,7 @@ def lab(tmp_path):
     mnt = tmp_path / "mnt"
     backing.mkdir()
     mnt.mkdir()
-    with fs.mount(str(backing), str(mnt)) as m:
+    with vmlab_fs.mount(str(backing), str(mnt)) as m:
         yield m
 
 
@@ -68,22 +68,22 @@ def run_vmlab(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout, env=dict(os.environ, NO_COLOR="1"))
 
 
-@pytest.fixture(scope="module", params=["fs.mount", "vmlab-mount"])
+@pytest.fixture(scope="module", params=["vmlab_fs.mount", "vmlab-mount"])
 def shared_lab(request, tmp_path_factory):
     """One lab mount for a whole test module (a Machine per test on it),
-    made once in-process with fs.mount and once with the `vmlab mount` CLI."""
+    made once in-process with vmlab_fs.mount and once with the `vmlab mount` CLI."""
     root = tmp_path_factory.mktemp("lab")
     back, mnt = root / "b", root / "m"
     back.mkdir()
     mnt.mkdir()
-    if request.param == "fs.mount":
-        with fs.mount(str(back), str(mnt)) as m:
+    if request.param == "vmlab_fs.mount":
+        with vmlab_fs.mount(str(back), str(mnt)) as m:
             yield m
         return
     r = run_vmlab("mount", str(mnt), "--backing", str(back))
     assert r.returncode == 0, r.stderr
     try:
-        yield fs.attach(str(mnt))
+        yield vmlab_fs.attach(str(mnt))
     finally:
         if run_vmlab("umount", str(mnt)).returncode != 0:
             subprocess.run(["fusermount3", "-uz", str(mnt)])

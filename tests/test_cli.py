@@ -16,7 +16,7 @@ import time
 import psutil
 import pytest
 
-import fs
+import vmlab_fs
 from tests.conftest import PAGE, run_vmlab
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
@@ -28,13 +28,13 @@ def dirs(tmp_path):
     back.mkdir()
     mnt.mkdir()
     yield str(back), str(mnt)
-    if fs.mounted_fstype(str(mnt)) == fs.FSTYPE:      # a failed test must not leak it
+    if vmlab_fs.mounted_fstype(str(mnt)) == vmlab_fs.FSTYPE:      # a failed test must not leak it
         subprocess.run(["fusermount3", "-uz", str(mnt)])
 
 
 def _wait_mounted(path: str, want: bool = True, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
-    while (fs.mounted_fstype(path) == fs.FSTYPE) != want:
+    while (vmlab_fs.mounted_fstype(path) == vmlab_fs.FSTYPE) != want:
         assert time.monotonic() < deadline, f"{path} mounted={not want} after {timeout}s"
         time.sleep(0.05)
 
@@ -43,8 +43,8 @@ def test_mount_stat_umount(dirs):
     back, mnt = dirs
     r = run_vmlab("mount", mnt, "--backing", back, "--latency", "ssd")
     assert r.returncode == 0, r.stderr
-    assert fs.mounted_fstype(mnt) == "fuse.vmlab"
-    pid = fs.daemon_pid(mnt)
+    assert vmlab_fs.mounted_fstype(mnt) == "fuse.vmlab"
+    pid = vmlab_fs.daemon_pid(mnt)
     assert pid and os.getsid(pid) != os.getsid(0)          # detached in its own session
     assert str(pid) in r.stdout
     with open(os.path.join(mnt, "f"), "wb") as f:
@@ -60,7 +60,7 @@ def test_mount_stat_umount(dirs):
     assert "latency ssd" in open(os.path.join(mnt, ".vmlab/control")).read()
     r = run_vmlab("umount", mnt)
     assert r.returncode == 0, r.stderr
-    assert fs.mounted_fstype(mnt) is None
+    assert vmlab_fs.mounted_fstype(mnt) is None
     assert _gone(pid)           # exited (a zombie, if its parent has not reaped it yet, has)
     assert open(os.path.join(back, "f"), "rb").read() == b"x" * PAGE
 
@@ -77,16 +77,16 @@ def test_umount_does_not_wait_for_a_parent_that_never_reaps(dirs):
     stays a zombie, and umount must not take it for alive."""
     back, mnt = dirs
     parent = subprocess.Popen(
-        [sys.executable, "-c", "import fs, sys, time\n"
-         f"m = fs.start({mnt!r}, {back!r}, detach=True)\nprint(m.pid, flush=True)\ntime.sleep(120)"],
+        [sys.executable, "-c", "import vmlab_fs, sys, time\n"
+         f"m = vmlab_fs.start({mnt!r}, {back!r}, detach=True)\nprint(m.pid, flush=True)\ntime.sleep(120)"],
         stdout=subprocess.PIPE, text=True)
     try:
         pid = int(parent.stdout.readline())
         assert psutil.Process(pid).ppid() == parent.pid
         t0 = time.monotonic()
-        fs.unmount(mnt)
+        vmlab_fs.unmount(mnt)
         took = time.monotonic() - t0
-        assert fs.mounted_fstype(mnt) is None and _gone(pid)
+        assert vmlab_fs.mounted_fstype(mnt) is None and _gone(pid)
         assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE     # nobody reaped it
         assert took < 2.5, took          # it used to wait the whole 5 s, then kill
     finally:
@@ -105,8 +105,8 @@ def test_a_failed_mount_says_why(request):
     os.chown(d / "m", 65534, 65534)
     os.chown(d / "b", 65534, 65534)
     assert os.stat("/dev/fuse").st_mode & 0o006 == 0, "this check needs /dev/fuse closed to others"
-    r = subprocess.run(NOBODY + [sys.executable, "-m", "fs.daemon", str(d / "b"), str(d / "m")],
-                       capture_output=True, text=True, timeout=30, cwd=os.path.dirname(fs.__path__[0]))
+    r = subprocess.run(NOBODY + [sys.executable, "-m", "vmlab_fs.daemon", str(d / "b"), str(d / "m")],
+                       capture_output=True, text=True, timeout=30, cwd=os.path.dirname(vmlab_fs.__path__[0]))
     assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
     assert "/dev/fuse: Permission denied" in r.stderr and "chmod 0666 /dev/fuse" in r.stderr
     assert "(4)" not in r.stderr
@@ -142,7 +142,7 @@ def test_foreground_mount_unmounts_on_ctrl_c(dirs):
         p.send_signal(signal.SIGINT)
         assert p.wait(timeout=10) == 0
         assert "Ctrl-C unmounts" in p.stderr.read()
-        assert fs.mounted_fstype(mnt) is None
+        assert vmlab_fs.mounted_fstype(mnt) is None
     finally:
         if p.poll() is None:
             p.kill()
@@ -152,14 +152,14 @@ def test_foreground_mount_unmounts_on_ctrl_c(dirs):
 def test_a_dead_daemon_is_reported_and_cleaned_up(dirs):
     back, mnt = dirs
     assert run_vmlab("mount", mnt, "--backing", back).returncode == 0
-    os.kill(fs.daemon_pid(mnt), signal.SIGKILL)
+    os.kill(vmlab_fs.daemon_pid(mnt), signal.SIGKILL)
     time.sleep(0.2)
     r = run_vmlab("stat", mnt, timeout=20)
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1 and "not connected" in r.stderr
     r = run_vmlab("umount", mnt, timeout=20)
     assert r.returncode == 0, r.stderr
-    assert fs.mounted_fstype(mnt) is None
+    assert vmlab_fs.mounted_fstype(mnt) is None
 
 
 def test_mounting_twice_or_on_a_file_is_refused(dirs, tmp_path):
@@ -250,7 +250,7 @@ def test_demo_runs_every_seed_feature_and_fills_the_table():
         assert (int(cols[-1]) > 0) == major               # requests only for disk faults
     assert "every page read back intact" in r.stdout and "FAILED" not in r.stdout
     mnt = r.stdout.split("lab filesystem at ")[1].split()[0]
-    assert r.stdout.split()[-1] == mnt and fs.mounted_fstype(mnt) is None and not os.path.exists(mnt)
+    assert r.stdout.split()[-1] == mnt and vmlab_fs.mounted_fstype(mnt) is None and not os.path.exists(mnt)
 
 
 def test_demo_with_hdd_latency_shows_millisecond_major_faults():

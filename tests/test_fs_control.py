@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-import fs
+import vmlab_fs
 from tests.conftest import PAGE
 
 
@@ -27,7 +27,7 @@ def _read_pages(mnt: str, name: str, n: int, buf) -> float:
         os.close(fd)
 
 
-def _read_durations_us(m: fs.Mount, path: str) -> list[int]:
+def _read_durations_us(m: vmlab_fs.Mount, path: str) -> list[int]:
     return [int(l.split()[5][:-2]) for l in m.iolog()
             if l.split()[1] == "read" and l.split()[2] == path]
 
@@ -68,7 +68,7 @@ def test_hdd_model_seeks_in_milliseconds_and_streams_fast(lab, page_buffer):
 
 
 def test_latency_set_at_mount_time(tmp_path, page_buffer):
-    with fs.mount(latency="3ms") as m:
+    with vmlab_fs.mount(latency="3ms") as m:
         assert m.stats()["reads"] == 0
         assert _read_pages(m.path, "f.bin", 10, page_buffer) >= 10 * 0.003
         assert "latency 3ms" in open(os.path.join(m.path, ".vmlab/control")).read()
@@ -136,7 +136,7 @@ def test_fault_on_one_path_leaves_others_alone(lab, page_buffer):
     "reset now", "clear /a /b",
 ])
 def test_bad_control_commands_are_refused_with_a_reason(lab, command):
-    with pytest.raises(fs.MountError) as e:
+    with pytest.raises(vmlab_fs.MountError) as e:
         lab.control(command)
     assert str(e.value) and "\n" not in str(e.value)
     text = open(os.path.join(lab.path, ".vmlab/control")).read()

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-import fs
-from fs.mounting import check_mountpoint
+import vmlab_fs
+from vmlab_fs.mounting import check_mountpoint
 
 
 def test_everyday_file_operations(lab):
@@ -111,8 +111,8 @@ def test_dotdot_stays_inside(lab, tmp_path):
     assert os.path.realpath(f"{lab.path}/sub/../..") == os.path.dirname(lab.path)
     assert not os.path.exists(f"{lab.path}/sub/../outside.txt")
     # And should a path with ".." ever reach the daemon, it refuses it.
-    from fs.labfs import LabFS
-    from fs.libfuse import mfusepy
+    from vmlab_fs.labfs import LabFS
+    from vmlab_fs.libfuse import mfusepy
     daemon = LabFS(lab.backing)
     for path in ("/../outside.txt", "/sub/../../outside.txt", "/.."):
         with pytest.raises(mfusepy.FuseOSError):
@@ -128,7 +128,7 @@ def test_mount_point_checks(tmp_path):
     full = tmp_path / "full"
     full.mkdir()
     (full / "keep").write_text("x")
-    with pytest.raises(fs.BadMountpoint, match="contain each other"):
+    with pytest.raises(vmlab_fs.BadMountpoint, match="contain each other"):
         check_mountpoint("/", str(back), force=True)      # / holds every backing directory
     cases = [
         (str(afile), str(back), "not a directory"),
@@ -138,28 +138,28 @@ def test_mount_point_checks(tmp_path):
     ]
     (back / "inner").mkdir()
     for mnt, backing, why in cases:
-        with pytest.raises(fs.BadMountpoint, match=why):
-            fs.start(mnt, backing)
+        with pytest.raises(vmlab_fs.BadMountpoint, match=why):
+            vmlab_fs.start(mnt, backing)
     mnt = tmp_path / "m"
     mnt.mkdir()
-    with fs.mount(str(back), str(mnt)):
-        with pytest.raises(fs.BadMountpoint, match="already a mount point"):
-            fs.start(str(mnt), str(back))
+    with vmlab_fs.mount(str(back), str(mnt)):
+        with pytest.raises(vmlab_fs.BadMountpoint, match="already a mount point"):
+            vmlab_fs.start(str(mnt), str(back))
     # --force mounts over a non-empty directory, hiding (not touching) its files
-    with fs.mount(str(back), str(full), force=True) as m:
+    with vmlab_fs.mount(str(back), str(full), force=True) as m:
         assert "keep" not in os.listdir(m.path)
     assert (full / "keep").read_text() == "x"
 
 
 def test_unmounted_and_daemon_gone_even_when_the_block_fails(tmp_path):
     with pytest.raises(ZeroDivisionError):
-        with fs.mount() as m:
+        with vmlab_fs.mount() as m:
             pid = m.pid
             fd = os.open(f"{m.path}/busy", os.O_CREAT | os.O_RDWR)   # left open on purpose
             1 / 0
     with pytest.raises(OSError):    # the busy mount was detached lazily
         os.close(fd)
-    assert fs.mounted_fstype(m.path) is None
+    assert vmlab_fs.mounted_fstype(m.path) is None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert not os.path.exists(m.path)

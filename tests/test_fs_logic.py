@@ -7,8 +7,8 @@ import errno
 
 import pytest
 
-from fs.accounting import IOLOG_MAX, PENDING_MAX, Accounting, escape_path, parse_files, parse_stats
-from fs.control import Control, ControlError, parse_latency
+from vmlab_fs.accounting import IOLOG_MAX, PENDING_MAX, Accounting, escape_path, parse_files, parse_stats
+from vmlab_fs.control import Control, ControlError, parse_latency
 
 
 def test_fault_rules_count_down_and_match_paths():

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fs.control import Control, ControlError
+from vmlab_fs.control import Control, ControlError
 from vmlab import MapError, SegFault, VMError
 from vmlab.traces import TraceError, parse_lackey, parse_refs, read_trace
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-import fs
+import vmlab_fs
 from vmlab import BusError, LabError, Machine, OutOfMemory, SegFault, WriteBackError
 
 PAGE = 4096
@@ -193,7 +193,7 @@ def test_dead_daemon_is_a_clear_error_and_cleans_up():
         intact(p, 4)
     assert time.monotonic() - t0 < 5
     m.close()
-    assert fs.mounted_fstype(mnt) is None and not os.path.exists(mnt)
+    assert vmlab_fs.mounted_fstype(mnt) is None and not os.path.exists(mnt)
 
 
 def test_a_hung_request_times_out_instead_of_freezing():
@@ -207,7 +207,7 @@ def test_a_hung_request_times_out_instead_of_freezing():
         intact(p, 4)
     assert time.monotonic() - t0 < 5
     m.close()
-    assert fs.mounted_fstype(mnt) is None
+    assert vmlab_fs.mounted_fstype(mnt) is None
 
 
 def test_cow_copy_that_cannot_get_a_frame_leaves_the_parent_intact(machine, shared_lab):

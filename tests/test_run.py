@@ -8,8 +8,8 @@ import json
 import pytest
 
 from tests.conftest import run_vmlab
-from vmlab.scenarios import REGISTRY, ScenarioFailed
-from vmlab.scenarios.common import scenario
+from vmlab_scenarios import REGISTRY, ScenarioFailed
+from vmlab_scenarios.common import scenario
 
 
 @pytest.mark.parametrize("frames", [3, 6])

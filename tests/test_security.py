@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-import fs
+import vmlab_fs
 from tests.conftest import run_vmlab
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
@@ -46,12 +46,12 @@ def test_paths_are_never_shell_code(tmp_path, name):
     try:
         r = run_vmlab("mount", str(mnt), "--backing", str(back))
         assert r.returncode == 0, r.stderr
-        assert fs.mounted_fstype(str(mnt)) == fs.FSTYPE
+        assert vmlab_fs.mounted_fstype(str(mnt)) == vmlab_fs.FSTYPE
         assert run_vmlab("stat", str(mnt)).returncode == 0
         assert run_vmlab("umount", str(mnt)).returncode == 0
     finally:
         os.chdir(cwd)
-        if fs.mounted_fstype(str(mnt)) == fs.FSTYPE:
+        if vmlab_fs.mounted_fstype(str(mnt)) == vmlab_fs.FSTYPE:
             subprocess.run(["fusermount3", "-uz", str(mnt)])
     assert not any(p.name == "PWNED" for p in tmp_path.rglob("*")) and not os.path.exists("PWNED")
 
@@ -60,7 +60,7 @@ def test_mounting_over_a_mount_needs_force(tmp_path):
     back, mnt = tmp_path / "b", tmp_path / "m"
     back.mkdir()
     mnt.mkdir()
-    with fs.mount(str(back), str(mnt)) as lower:
+    with vmlab_fs.mount(str(back), str(mnt)) as lower:
         with open(os.path.join(lower.path, "below"), "w") as f:
             f.write("x")
         r = run_vmlab("mount", str(mnt), "--backing", str(tmp_path))
@@ -86,10 +86,10 @@ def test_a_test_run_claims_only_its_own_mounts(tmp_path, tmp_path_factory):
     mine.mkdir()
     try:
         assert run_vmlab("mount", theirs, "--backing", back).returncode == 0
-        with fs.mount(mountpoint=str(mine)) as m, fs.mount() as elsewhere:
+        with vmlab_fs.mount(mountpoint=str(mine)) as m, vmlab_fs.mount() as elsewhere:
             ours = mounts_of_this_run(basetemp)
             assert m.path in ours and elsewhere.path in ours      # started here, or under basetemp
-            assert theirs not in ours and fs.mounted_fstype(theirs) == fs.FSTYPE
+            assert theirs not in ours and vmlab_fs.mounted_fstype(theirs) == vmlab_fs.FSTYPE
     finally:
         assert run_vmlab("umount", theirs).returncode == 0
         os.rmdir(theirs)

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from swapdisk import (PAGE, BadSwapHeader, SlotBitmap, SwapChecksumError, SwapDisk, SwapError,
+from vmlab_swapdisk import (PAGE, BadSwapHeader, SlotBitmap, SwapChecksumError, SwapDisk, SwapError,
                       SwapFull, SwapHeader, mkswap)
 
 

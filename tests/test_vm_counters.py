@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-import fs
+import vmlab_fs
 from tests.conftest import PAGE, copy_to_lab, run_vmlab
 from vmlab import Machine
 
@@ -33,7 +33,7 @@ def lab_machine(request, tmp_path):
     try:
         m = Machine(frames=8, swap_mb=4, lab=str(mnt))
         try:
-            yield m, fs.attach(str(mnt))
+            yield m, vmlab_fs.attach(str(mnt))
         finally:
             m.close()
     finally:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import pytest
 
-import fs
+import vmlab_fs
 from tests.reference_policies import BELADY, REF
 from vmlab import Machine
 
@@ -67,7 +67,7 @@ def test_machine_unmounts_when_the_block_raises():
             mnt = m.lab
             m.spawn().write(0xC0000000 - 8, b"x")
             raise RuntimeError("boom")
-    assert fs.mounted_fstype(mnt) is None and not os.path.exists(mnt)
+    assert vmlab_fs.mounted_fstype(mnt) is None and not os.path.exists(mnt)
 
 
 def test_machine_unmounts_at_interpreter_exit():
@@ -75,4 +75,4 @@ def test_machine_unmounts_at_interpreter_exit():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     mnt = out.stdout.strip()
     assert out.returncode == 0 and mnt.startswith("/")
-    assert fs.mounted_fstype(mnt) is None and not os.path.exists(mnt)
+    assert vmlab_fs.mounted_fstype(mnt) is None and not os.path.exists(mnt)

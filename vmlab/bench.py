@@ -16,7 +16,7 @@ import time
 import tracemalloc
 from typing import Any, Callable
 
-import fs
+import vmlab_fs
 from vmlab import Machine
 from vmlab.replay import POLICIES
 
@@ -119,7 +119,7 @@ def _request_ns(mnt: str, backing: str, n: int, cpus: tuple[int, int] | None = N
 def measure_fs(n: int) -> dict[str, Any]:
     out: dict[str, Any] = {"requests": 2 * n, "target": 1.2}
     for name, minimal in (("lab", False), ("minimal", True)):
-        with fs.mount(minimal=minimal) as m:
+        with vmlab_fs.mount(minimal=minimal) as m:
             out[f"{name}_ns"] = _request_ns(m.path, m.backing, n)
             if name == "lab" and len(os.sched_getaffinity(0)) >= 2:
                 cpu = sorted(os.sched_getaffinity(0))[:2]

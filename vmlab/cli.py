@@ -24,7 +24,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def _latency(text: str) -> str:
-    from fs.control import ControlError, parse_latency
+    from vmlab_fs.control import ControlError, parse_latency
     try:
         parse_latency(text)
     except ControlError as e:
@@ -153,31 +153,31 @@ def cmd_demo(args) -> int:
 
 
 def cmd_mount(args) -> int:
-    import fs
-    from fs.mounting import check_mountpoint
+    import vmlab_fs
+    from vmlab_fs.mounting import check_mountpoint
     backing = args.backing
     if backing is None:
         os.makedirs("/var/tmp", exist_ok=True)
         backing = tempfile.mkdtemp(prefix="vmlab-backing-", dir="/var/tmp")
     if args.foreground:
-        from fs.daemon import main as daemon_main
+        from vmlab_fs.daemon import main as daemon_main
         mnt, back = check_mountpoint(args.mountpoint, backing, args.force)
         return daemon_main([back, mnt, "--latency", args.latency])
-    m = fs.start(args.mountpoint, backing, args.latency, detach=True, force=args.force)
+    m = vmlab_fs.start(args.mountpoint, backing, args.latency, detach=True, force=args.force)
     print(f"{m.path}: mounted (backing {m.backing}, latency {args.latency}, daemon pid {m.pid})")
     return 0
 
 
 def cmd_umount(args) -> int:
-    import fs
-    fs.unmount(args.mountpoint)
+    import vmlab_fs
+    vmlab_fs.unmount(args.mountpoint)
     return 0
 
 
 def cmd_stat(args) -> int:
-    import fs
+    import vmlab_fs
     from vmlab.fsview import render_stat, vmstat_header, vmstat_line
-    m = fs.attach(args.mountpoint)
+    m = vmlab_fs.attach(args.mountpoint)
     if args.interval is None:
         stats, files = m.stats(), m.files()
         if args.json:
@@ -201,7 +201,7 @@ def cmd_stat(args) -> int:
 
 
 def cmd_mkswap(args) -> int:
-    from swapdisk import mkswap
+    from vmlab_swapdisk import mkswap
     from vmlab.units import human_bytes
     h = mkswap(args.path, args.size, args.label, args.force)
     usable = h.slots * 4096
@@ -243,7 +243,7 @@ def cmd_trace(args) -> int:
 
 def cmd_run(args) -> int:
     from vmlab.runner import list_scenarios, run_scenario
-    from vmlab.scenarios import REGISTRY
+    from vmlab_scenarios import REGISTRY
     if args.list:
         list_scenarios()
         return 0
@@ -302,10 +302,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _fail(e: Exception) -> int:
     import errno
-    import fs
-    from swapdisk import SwapError
-    if isinstance(e, (fs.MountError, ValueError, SwapError)):
-        msg, code = str(e), 2 if isinstance(e, (fs.BadMountpoint, ValueError)) else 1
+    import vmlab_fs
+    from vmlab_swapdisk import SwapError
+    if isinstance(e, (vmlab_fs.MountError, ValueError, SwapError)):
+        msg, code = str(e), 2 if isinstance(e, (vmlab_fs.BadMountpoint, ValueError)) else 1
     elif isinstance(e, OSError) and e.errno == errno.ENOTCONN:
         msg, code = ("the filesystem daemon is gone (Transport endpoint is not connected); "
                      "clean up with 'vmlab umount MNT'"), 1

@@ -14,10 +14,10 @@ import contextlib
 import statistics
 from dataclasses import dataclass
 
-import fs
-from fs.accounting import FileCounts
+import vmlab_fs
+from vmlab_fs.accounting import FileCounts
 from vmlab import Machine
-from vmlab.scenarios import REGISTRY, ScenarioFailed
+from vmlab_scenarios import REGISTRY, ScenarioFailed
 from vmlab.term import fancy, print_table
 
 # (row of the fault-cost table, fault case measured, scenario, frames)
@@ -52,7 +52,7 @@ def _requests(before: dict[str, FileCounts], after: dict[str, FileCounts]) -> in
                for p, a in after.items())
 
 
-def run_feature(mount: fs.Mount, feature: str, case: str, name: str, frames: int) -> Result:
+def run_feature(mount: vmlab_fs.Mount, feature: str, case: str, name: str, frames: int) -> Result:
     with Machine(lab=mount.path, frames=frames) as m:
         before = mount.files()
         error = None
@@ -89,7 +89,7 @@ def _progress(text: str):
 
 
 def run_demo(latency: str = "none") -> int:
-    with fs.mount(latency=latency) as mount:
+    with vmlab_fs.mount(latency=latency) as mount:
         print(f"vmlab demo: lab filesystem at {mount.path} (fuse.vmlab, latency {latency})\n",
               flush=True)
         results = []

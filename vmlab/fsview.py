@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fs.accounting import FileCounts
+from vmlab_fs.accounting import FileCounts
 
 VMSTAT_COLUMNS = ("reads", "writes", "rKiB", "wKiB", "errors", "busy%")
 

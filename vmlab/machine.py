@@ -20,8 +20,8 @@ import os
 import sys
 from typing import Any, Callable
 
-import fs
-from swapdisk import SwapDisk, SwapHeader, mkswap
+import vmlab_fs
+from vmlab_swapdisk import SwapDisk, SwapHeader, mkswap
 from vmlab.errors import LabError, MapError, OutOfMemory, VMError, WriteBackError
 from vmlab.filemap import MappedFile
 from vmlab.labio import LabIO
@@ -73,7 +73,7 @@ class Machine:
         self.exit_hooks: list[Callable[[Process], None]] = []   # see each process just before it goes
         self._closed = False
         self._mount_cm = None
-        self.mount: fs.Mount | None = None
+        self.mount: vmlab_fs.Mount | None = None
         self.io: LabIO | None = None
         try:
             self.frames = FrameTable(frames)
@@ -84,7 +84,7 @@ class Machine:
             self.policy = make_policy(policy, self.frames.frames, seed)
             self.touch = self.policy.touched if self.policy.wants_touch else None
             if lab is None:
-                self._mount_cm = fs.mount(latency=latency)
+                self._mount_cm = vmlab_fs.mount(latency=latency)
                 self.mount = self._mount_cm.__enter__()
                 lab = self.mount.path
             elif not os.path.isdir(lab):
@@ -251,21 +251,21 @@ def _positive_int(v: Any, name: str) -> None:
         raise ValueError(f"{name} must be a positive int, not {v!r}")
 
 
-def _attach(lab: str) -> fs.Mount | None:
+def _attach(lab: str) -> vmlab_fs.Mount | None:
     """The vmlab mount at ``lab``, or None if it is a plain directory."""
     try:
-        return fs.attach(lab)
-    except fs.MountError:
+        return vmlab_fs.attach(lab)
+    except vmlab_fs.MountError:
         return None
 
 
-def _guard(lab: str, mount: fs.Mount | None, timeout: float | None) -> LabIO:
+def _guard(lab: str, mount: vmlab_fs.Mount | None, timeout: float | None) -> LabIO:
     """The I/O guard: on a vmlab mount, a watchdog that aborts requests
     stuck longer than ``timeout``; on a plain directory, no watchdog."""
     if mount is None:
         return LabIO(lab, None, lambda: None)
-    conn, pid = fs.connection(lab), mount.pid
-    return LabIO(lab, timeout, lambda: fs.abort(conn, pid))
+    conn, pid = vmlab_fs.connection(lab), mount.pid
+    return LabIO(lab, timeout, lambda: vmlab_fs.abort(conn, pid))
 
 
 def _new_swap_file(lab: str, size: int) -> tuple[str, SwapHeader]:

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from vmlab import Machine, VMError
-from vmlab.scenarios import REGISTRY, ScenarioFailed
+from vmlab_scenarios import REGISTRY, ScenarioFailed
 from vmlab.term import print_table
 
 SHOWN = ("pgfault", "pgmajfault", "pswpin", "pswpout", "evictions", "writebacks", "cow_faults")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Callable
 
-from swapdisk import SwapError
+from vmlab_swapdisk import SwapError
 from vmlab.errors import BusError, SegFault
 from vmlab.frame import Frame
 from vmlab.page import PAGE, PAGE_MASK, PAGE_SHIFT, Pte, Vma
