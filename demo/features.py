@@ -1,9 +1,10 @@
-"""One scenario per seed feature: demand paging, zero page, stack growth,
+"""One scenario per classic feature of virtual memory: demand paging, zero page, stack growth,
 copy-on-write, mmap, swap. ``vmlab demo`` runs all six."""
 
 from __future__ import annotations
 
 import os
+import random
 import shutil
 
 from vmlab import Machine, SegFault
@@ -109,12 +110,14 @@ def memory_mapped_file(m: Machine) -> list[str]:
 
 @scenario("swap", frames=8)
 def swap(m: Machine) -> list[str]:
-    """More pages than frames: dirty pages go to swap and come back intact."""
+    """More pages than frames: dirty pages go to swap and come back intact
+    (read back in a shuffled order: random access, as a disk sees it)."""
     p = m.spawn()
     a = p.mmap(None, 0x10000000, length=64 * PAGE)
     for i in range(64):
         p.write(a + i * PAGE, bytes([i]) * PAGE)
-    check(all(p.read(a + i * PAGE, PAGE) == bytes([i]) * PAGE for i in range(64)),
+    order = random.Random(64).sample(range(64), 64)
+    check(all(p.read(a + i * PAGE, PAGE) == bytes([i]) * PAGE for i in order),
           "a page came back from swap with wrong data")
     s = m.vmstat()
     return [f"64 pages through {s['nr_frames']} frames ({m.policy.name}): pswpout {s['pswpout']}, "

@@ -108,6 +108,10 @@ class Mount:
     def files(self) -> dict[str, FileCounts]:
         return parse_files(self._ctl("files"))
 
+    def latency(self) -> str:
+        """The latency model in force now (what ``.vmlab/control`` says)."""
+        return self._ctl("control").split("\n", 1)[0].removeprefix("latency ")
+
     def iolog(self) -> list[str]:
         return self._ctl("iolog").splitlines()
 

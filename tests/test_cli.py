@@ -59,7 +59,7 @@ def test_mount_stat_umount(dirs):
     assert r.returncode == 0 and len(lines) == 3 and lines[0].split()[:2] == ["reads", "writes"]
     assert "latency ssd" in open(os.path.join(mnt, ".vmlab/control")).read()
     r = run_vmlab("umount", mnt)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0 and r.stdout == f"{mnt}: unmounted\n", r.stderr
     assert vmlab_fs.mounted_fstype(mnt) is None
     assert _gone(pid)           # exited (a zombie, if its parent has not reaped it yet, has)
     assert open(os.path.join(back, "f"), "rb").read() == b"x" * PAGE
@@ -207,6 +207,7 @@ BAD_INPUT = [
     (["stat", "/tmp", "--interval", "0"], "bad interval"),
     (["stat", "/tmp", "--interval", "soon"], "bad interval"),
     (["stat", "/tmp", "--count", "-1"], "bad count"),
+    (["stat", "/tmp", "--count", "2"], "--count goes with --interval"),
     (["umount", "/tmp"], "not a vmlab mount"),
     (["mkswap", "/tmp/x.img"], "required"),
     (["mkswap", "/tmp/x.img", "--size", "lots"], "bad size"),
@@ -223,6 +224,7 @@ def test_bad_input_is_one_line_and_exit_2(argv, why):
     r = run_vmlab(*argv)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert r.stderr.count("\n") == 1 and why in r.stderr, r.stderr
+    assert r.stderr.startswith("vmlab: error: ")            # one prefix for every error
     assert "Traceback" not in r.stderr
     assert not os.path.exists("/tmp/x.img")
 

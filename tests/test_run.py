@@ -65,6 +65,70 @@ def test_vmstat_stream_has_honest_columns():
     assert len(rows) >= 2 and all(len(row) == 9 for row in rows)
     assert any(int(row[4]) > 0 for row in rows)             # so: KiB/s swapped out
     assert all(int(row[2]) == 0 for row in rows[:-1])       # memory stays full while thrashing
+    assert all(int(row[8]) <= int(row[7]) for row in rows)  # never more major faults than faults
+
+
+def test_a_sample_never_sees_half_a_fault():
+    """A sampling thread reads the counters while faults are served: a
+    fault is counted whole or not at all."""
+    import threading
+    from vmlab import Machine
+    with Machine(frames=4, swap_mb=2) as m:
+        p = m.spawn()
+        a = p.mmap(None, 0x10000000, length=64 * 4096)
+        bad, stop = [], threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                s = m.vmstat()
+                cases = sum(s[c + "_faults"] for c in ("zero", "stack", "cow", "elf", "mmap",
+                                                      "pagecache", "swap"))
+                if cases != s["pgfault"] or s["pgmajfault"] > s["pgfault"]:
+                    bad.append(s)
+        t = threading.Thread(target=sample)
+        t.start()
+        try:
+            for _ in range(20):
+                for i in range(64):
+                    p.write(a + i * 4096, b"x")
+        finally:
+            stop.set()
+            t.join()
+        assert not bad and m.vmstat()["pgfault"] > 1000
+
+
+def test_reclaim_is_timed_apart_from_the_fault_that_needed_it():
+    """With a slow disk, a zero-fill fault that had to evict a dirty page
+    costs the eviction's write: that time is reclaim's, said as such."""
+    r = run_vmlab("run", "thrash", "--latency", "2ms", "--json", timeout=120)
+    costs = json.loads(r.stdout)["fault_costs"]
+    assert costs["reclaim"]["count"] == json.loads(r.stdout)["vmstat"]["pgsteal"] > 0
+    assert costs["reclaim"]["median_ns"] >= 2_000_000           # a swap-out write each
+    assert costs["zero"]["median_ns"] < 1_000_000               # the fault alone: no disk
+
+
+def test_views_of_processes_that_are_there_or_an_error():
+    r = run_vmlab("run", "mmap", "--maps", "1")
+    before = r.stdout.split("--- pid 1 before munmap(0x10000000): /proc/1/maps ---\n")[1]
+    assert before.splitlines()[0].endswith("/data.bin")     # the mapping, while it is there
+    r = run_vmlab("run", "mmap", "--maps", "99")
+    assert r.returncode == 2 and "--maps 99: no such process in mmap (its pids: 1)" in r.stderr
+
+
+def test_run_on_a_lab_shows_its_real_latency(tmp_path):
+    mnt = tmp_path / "m"
+    mnt.mkdir()
+    assert run_vmlab("mount", str(mnt), "--backing", str(tmp_path), "--latency", "ssd").returncode == 2
+    back = tmp_path / "b"
+    back.mkdir()
+    assert run_vmlab("mount", str(mnt), "--backing", str(back), "--latency", "ssd").returncode == 0
+    try:
+        with open(mnt / ".vmlab" / "control", "w") as f:
+            f.write("latency 250us\n")
+        r = run_vmlab("run", "zero-page", "--lab", str(mnt))
+        assert r.stdout.splitlines()[0].split(", ")[2] == "latency 250us"
+    finally:
+        assert run_vmlab("umount", str(mnt)).returncode == 0
 
 
 def test_live_view_without_a_terminal_prints_plain_frames():

@@ -224,3 +224,13 @@ def test_a_trace_streams_whatever_its_line_layout(tmp_path):
     long_lackey = write(tmp_path, "l.txt", "==1== x\n L 0" + "0" * BLOCK + ",4\n")
     with pytest.raises(TraceError, match="line 2: longer than"):
         read_trace(long_lackey)
+
+
+def test_the_plot_ticks_are_whole_frames():
+    from vmlab.plot import figure
+    from vmlab.tracecmd import replay_all
+    from vmlab.traces import parse_refs
+    data = replay_all(parse_refs([" ".join(map(str, BELADY))]), ["fifo", "lru"], [1, 2, 3, 4, 5])
+    fig = figure(data, "belady")
+    for ticks in (fig.axes[0].get_xticks(), fig.axes[0].get_yticks()):
+        assert len(ticks) >= 3 and all(float(t).is_integer() for t in ticks), ticks

@@ -171,12 +171,15 @@ def cmd_mount(args) -> int:
 def cmd_umount(args) -> int:
     import vmlab_fs
     vmlab_fs.unmount(args.mountpoint)
+    print(f"{os.path.realpath(args.mountpoint)}: unmounted")
     return 0
 
 
 def cmd_stat(args) -> int:
     import vmlab_fs
     from vmlab.fsview import render_stat, vmstat_header, vmstat_line
+    if args.count is not None and args.interval is None:
+        raise UsageError("vmlab stat: --count goes with --interval")
     m = vmlab_fs.attach(args.mountpoint)
     if args.interval is None:
         stats, files = m.stats(), m.files()
@@ -290,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.cmd](args)
     except UsageError as e:
-        print(e, file=sys.stderr)
+        print(f"vmlab: error: {str(e).removeprefix('vmlab').lstrip(' :')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -64,6 +64,7 @@ class Machine:
         self.phys_base, self.stack_max = phys_base, stack_max
         self.stat = new_counters()
         self.costs = FaultCosts()
+        self.reclaim_ns = 0                 # time spent evicting, all faults together
         self.procs: dict[int, Process] = {}
         self.files: dict[tuple[int, int], MappedFile] = {}
         self.pagecache: dict[tuple[Any, int, int], Frame] = {}
@@ -71,9 +72,11 @@ class Machine:
         self.unmapped_dirty: set[Frame] = set()   # file pages whose write-back failed at munmap
         self._next_pid = 1
         self.exit_hooks: list[Callable[[Process], None]] = []   # see each process just before it goes
+        self.munmap_hooks: list[Callable[[Process, int], None]] = []   # ... and each munmap
         self._closed = False
         self._mount_cm = None
-        self.mount: vmlab_fs.Mount | None = None
+        self.mount: vmlab_fs.Mount | None = None       # the embedded mount, if this Machine made it
+        self.lab_mount: vmlab_fs.Mount | None = None   # the vmlab mount in use (None: a plain directory)
         self.io: LabIO | None = None
         try:
             self.frames = FrameTable(frames)
@@ -90,7 +93,7 @@ class Machine:
             elif not os.path.isdir(lab):
                 raise ValueError(f"lab {lab!r} is not a directory (mount one with 'vmlab mount')")
             self.lab = lab
-            lab_mount = self.mount or _attach(lab)
+            lab_mount = self.lab_mount = self.mount or _attach(lab)
             self.backing = lab_mount.backing if lab_mount else lab
             self.io = _guard(lab, lab_mount, io_timeout)
             self.swap_path, header = _new_swap_file(lab, (slots + 1) * PAGE)
@@ -155,10 +158,12 @@ class Machine:
         """Counters with Linux's names and units, plus vmlab's own.
 
         Sample: ``{'pgfault': 40, 'pgmajfault': 12, 'pswpin': 8, 'pswpout': 10,
-        'pgpgin': 48, 'pgpgout': 40, 'zero_faults': 20, ..., 'nr_free_frames': 0}``
+        'pgpgin': 48, 'pgpgout': 40, 'zero_faults': 20, ..., 'pgscan': 11,
+        'pgsteal': 10, 'nr_free_frames': 0}``
         """
         out = dict(self.stat)
         out["file_faults"] = out["elf_faults"] + out["mmap_faults"]
+        out["pgsteal"] = out["evictions"]          # Linux's name: pages reclaimed
         out["nr_frames"] = len(self.frames.frames)
         out["nr_free_frames"] = self.frames.nr_free
         out["swap_slots"] = self.swap.slots

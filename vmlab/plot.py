@@ -16,21 +16,32 @@ STYLE = {
 }
 
 
-def plot_faults(data: dict[str, Any], out: str, title: str) -> None:
+def figure(data: dict[str, Any], title: str):
+    """The figure: faults against frames, one line per policy, whole-number ticks."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
     policies = list(dict.fromkeys(r["policy"] for r in data["results"]))
     for policy in policies:
         pts = sorted((r["frames"], r["faults"]) for r in data["results"] if r["policy"] == policy)
         ax.plot([x for x, _ in pts], [y for _, y in pts], label=policy, **STYLE.get(policy, {}))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))     # frames and faults come whole
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("frames")
     ax.set_ylabel("page faults")
     ax.set_title(f"{title} ({data['refs']} references, {data['pages']} pages)")
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
+    return fig
+
+
+def plot_faults(data: dict[str, Any], out: str, title: str) -> None:
+    """Write the figure to ``out`` as PNG."""
+    import matplotlib.pyplot as plt
+    fig = figure(data, title)
     fig.savefig(out, format="png")
     plt.close(fig)

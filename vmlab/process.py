@@ -276,6 +276,8 @@ class Process:
         vma = next((v for v in self.vmas if v.start == addr and v is not self.stack), None)
         if vma is None:
             raise MapError(f"no mapping starts at {addr:#x}")
+        for hook in self.machine.munmap_hooks:
+            hook(self, addr)
         _report(self._unmap(vma))
 
     def _unmap(self, vma: Vma) -> list[tuple[Vma, Exception]]:

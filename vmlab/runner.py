@@ -4,6 +4,7 @@ with its result, counters and fault costs, optionally watched live."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 from typing import Any
 
@@ -28,12 +29,16 @@ def run_scenario(name: str, frames: int | None = None, policy: str = "clock",
     frames = frames or sc.frames
     show = show or {}
     t0 = time.perf_counter()
+    seen: set[int] = set()
     with Machine(frames=frames, policy=policy, latency=latency, lab=lab, seed=seed,
                  swap_mb=16) as m:
         if not as_json:
-            print(f"vmlab run {name}: {frames} frames, policy {policy}, latency {latency}, "
+            lm = m.lab_mount
+            shown = lm.latency() if lm else "none (a plain directory)"
+            print(f"vmlab run {name}: {frames} frames, policy {policy}, latency {shown}, "
                   f"lab {m.lab}", flush=True)
-        m.exit_hooks.append(lambda p: _show(m, p, show))
+        m.exit_hooks.append(lambda p: (seen.add(p.pid), _show(m, p, show, "at exit")))
+        m.munmap_hooks.append(lambda p, a: _show(m, p, show, f"before munmap({a:#x})", swaps=False))
         error = None
         try:
             if watch:
@@ -44,6 +49,7 @@ def run_scenario(name: str, frames: int | None = None, policy: str = "clock",
                 lines = sc.run(m)
         except (ScenarioFailed, VMError) as e:
             lines, error = [], f"{type(e).__name__}: {e}"
+        seen |= set(m.procs)
         stats, costs = m.vmstat(), m.fault_costs()
     seconds = time.perf_counter() - t0
     if as_json:
@@ -60,14 +66,19 @@ def run_scenario(name: str, frames: int | None = None, policy: str = "clock",
         print(f"FAILED: {error}")
         return 1
     print(f"ok ({seconds:.2f} s)")
+    missing = [f"--{v} {pid}" for v in ("maps", "smaps") if (pid := show.get(v)) and pid not in seen]
+    if missing:
+        print(f"vmlab: error: {', '.join(missing)}: no such process in {name} "
+              f"(its pids: {', '.join(map(str, sorted(seen)))})", file=sys.stderr)
+        return 2
     return 0
 
 
-def _show(m: Machine, p, show: dict[str, Any]) -> None:
-    """Exit hook: print the views asked for, as the process is about to go."""
-    if p.pid in (show.get("maps"), show.get("smaps")):
-        view = p.smaps() if p.pid == show.get("smaps") else p.maps()
-        print(f"--- pid {p.pid} at exit: /proc/{p.pid}/{'smaps' if p.pid == show.get('smaps') else 'maps'}"
-              f" ---\n{view}", end="", flush=True)
-    if show.get("swaps"):
+def _show(m: Machine, p, show: dict[str, Any], when: str, swaps: bool = True) -> None:
+    """Hook: print the views asked for, as the process is about to exit or unmap."""
+    for view in ("maps", "smaps"):
+        if show.get(view) == p.pid:
+            text = p.smaps() if view == "smaps" else p.maps()
+            print(f"--- pid {p.pid} {when}: /proc/{p.pid}/{view} ---\n{text}", end="", flush=True)
+    if swaps and show.get("swaps"):
         print(f"--- /proc/swaps as pid {p.pid} exits ---\n{m.swaps()}", flush=True)
