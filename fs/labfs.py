@@ -45,6 +45,7 @@ def _accounted(op: str) -> Callable:
         @functools.wraps(fn)
         def inner(self: "LabFS", path: str, *args: Any) -> Any:
             if path is not None and is_ctl(path):
+                self.acct.ctl_requests += 1
                 return fn(self, path, *args)
             t0 = _ns()
             try:
@@ -236,6 +237,7 @@ class LabFS(mfusepy.Operations):
             out.append((".vmlab", {"st_ino": _VIRTUAL_INO, "st_mode": stat.S_IFDIR}, 0))
         return out
 
+    @_accounted("releasedir")
     def releasedir(self, path: str, fh: int) -> None:
         return None
 
@@ -255,6 +257,7 @@ class LabFS(mfusepy.Operations):
     def read(self, path: str, size: int, offset: int, fi) -> bytes:
         fh = fi.fh
         if fh >= _VFH:
+            self.acct.ctl_requests += 1
             return self._ctl_read(fh, size, offset)
         t0 = _ns()
         ctl = self.ctl
@@ -275,6 +278,7 @@ class LabFS(mfusepy.Operations):
     def write(self, path: str, data: bytes, offset: int, fi) -> int:
         fh = fi.fh
         if fh >= _VFH:
+            self.acct.ctl_requests += 1
             return self._ctl_write(fh, data)
         t0 = _ns()
         ctl = self.ctl
@@ -306,6 +310,7 @@ class LabFS(mfusepy.Operations):
     def release(self, path: str, fi) -> None:
         fh = fi.fh
         if fh >= _VFH:
+            self.acct.ctl_requests += 1
             return self._ctl_release(fh)
         t0 = _ns()
         os.close(fh)

@@ -108,6 +108,16 @@ class Mount:
     def files(self) -> dict[str, FileCounts]:
         return parse_files(self._ctl("files"))
 
+    def daemon_io(self) -> dict[str, int]:
+        """The daemon's I/O as the host kernel counts it (``/proc/PID/io``):
+        read and write system calls, and the bytes they moved.
+
+        Sample: ``{'syscr': 5210, 'syscw': 3974, 'rchar': 3141016, 'wchar': 1622187}``
+        """
+        io = psutil.Process(self.pid).io_counters()
+        return {"syscr": io.read_count, "syscw": io.write_count,
+                "rchar": io.read_chars, "wchar": io.write_chars}
+
     def latency(self) -> str:
         """The latency model in force now (what ``.vmlab/control`` says)."""
         return self._ctl("control").split("\n", 1)[0].removeprefix("latency ")

@@ -164,3 +164,12 @@ def test_a_failing_scenario_exits_1(capsys):
 def test_bad_arguments(argv, why):
     r = run_vmlab(*argv)
     assert r.returncode == 2 and why in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_vmstat_ends_with_the_same_io_counted_three_ways():
+    r = run_vmlab("run", "thrash", "--vmstat", "0.05")
+    lines = r.stdout.splitlines()
+    at = next(i for i, l in enumerate(lines) if l.startswith("the same I/O, counted three ways"))
+    rows = [l.split()[-2:] for l in lines[at + 1:at + 4]]
+    assert [l.split(":")[0] for l in lines[at + 1:at + 4]] == ["VM", "lab", "host"]
+    assert rows[0] == rows[1] == rows[2] and int(rows[0][0]) > 100, rows

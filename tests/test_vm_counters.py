@@ -4,6 +4,7 @@ one made with `vmlab mount`."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -116,3 +117,46 @@ def test_per_process_fault_counts_add_up(machine):
     s = m.vmstat()
     assert sum(p.majflt for p in procs) == s["pgmajfault"] > 0
     assert sum(p.minflt + p.majflt for p in procs) == s["pgfault"]
+
+
+def test_three_independent_counts_of_the_swap_io_agree(lab_machine):
+    """The VM's pswpin/pswpout, the lab's swap.img reads/writes and the host
+    kernel's count of the daemon's read/write system calls (less one of
+    each per request served) are the same numbers: every page crossed the
+    filesystem, and nothing else did."""
+    from vmlab_fs.accounting import host_page_io
+    m, mount = lab_machine
+    p = m.spawn()
+    a = p.mmap(None, 0x10000000, length=96 * PAGE)
+    for i in range(96):
+        p.write(a + i * PAGE, bytes([i]) * 8)
+    swap = "/" + os.path.basename(m.swap_path)
+    vm0, lab0, files0 = m.vmstat(), mount.stats(), mount.files()
+    io0 = mount.daemon_io()                  # no read of .vmlab/* from here...
+    rng = random.Random(7)
+    for _ in range(600):
+        i = rng.randrange(96)
+        assert p.read(a + i * PAGE, 8) == bytes([i]) * 8
+        if rng.random() < 0.5:
+            p.write(a + i * PAGE, bytes([i]) * 8)
+    io1 = mount.daemon_io()                  # ... to here
+    vm1, lab1, files1 = m.vmstat(), mount.stats(), mount.files()
+    vm = (vm1["pswpin"] - vm0["pswpin"], vm1["pswpout"] - vm0["pswpout"])
+    lab = (files1[swap].reads - files0[swap].reads, files1[swap].writes - files0[swap].writes)
+    host = host_page_io(lab1["requests"] - lab0["requests"], io0, io1)
+    assert vm[0] > 300 and vm[1] > 300
+    assert vm == lab == (host["reads"], host["writes"])
+    assert lab1["requests"] - lab0["requests"] == sum(vm)   # one request per page, nothing else
+
+
+def test_stat_shows_the_hosts_view(lab_machine):
+    m, mount = lab_machine
+    p = m.spawn()
+    a = p.mmap(None, 0x10000000, length=32 * PAGE)
+    for i in range(32):
+        p.write(a + i * PAGE, b"x")
+    r = run_vmlab("stat", mount.path)
+    assert r.returncode == 0 and f"daemon pid {mount.pid}, as the host kernel counts it" in r.stdout
+    data = json.loads(run_vmlab("stat", mount.path, "--json").stdout)
+    assert set(data["host"]) == {"syscr", "syscw", "rchar", "wchar"}
+    assert data["host"]["syscw"] >= data["stats"]["writes"] > 0

@@ -177,29 +177,35 @@ def cmd_umount(args) -> int:
 
 def cmd_stat(args) -> int:
     import vmlab_fs
-    from vmlab.fsview import render_stat, vmstat_header, vmstat_line
+    from vmlab.fsview import render_host, render_stat, vmstat_header, vmstat_line
+    from vmlab_fs.accounting import host_page_io
     if args.count is not None and args.interval is None:
         raise UsageError("vmlab stat: --count goes with --interval")
     m = vmlab_fs.attach(args.mountpoint)
     if args.interval is None:
         stats, files = m.stats(), m.files()
+        host = m.daemon_io() if m.pid else None
         if args.json:
-            print(json.dumps({"mountpoint": m.path, "stats": stats,
+            print(json.dumps({"mountpoint": m.path, "stats": stats, "host": host,
                               "files": {p: asdict(f) for p, f in files.items()}}))
         else:
             print(render_stat(stats, files))
+            if host:
+                print("\n" + render_host(m.pid, host))
         return 0
-    prev, t0, n = m.stats(), time.monotonic(), 0
+    prev, io_prev, t0, n = m.stats(), m.daemon_io(), time.monotonic(), 0
     if not args.json:
         print(vmstat_header(), flush=True)
     while args.count is None or n < args.count:
         time.sleep(args.interval)
-        cur, t1 = m.stats(), time.monotonic()
+        cur, io, t1 = m.stats(), m.daemon_io(), time.monotonic()
+        served = (cur["requests"] + cur["ctl_requests"]) - (prev["requests"] + prev["ctl_requests"])
+        host = host_page_io(served, io_prev, io)
         if args.json:
-            print(json.dumps({"time": time.time(), "stats": cur}), flush=True)
+            print(json.dumps({"time": time.time(), "stats": cur, "host": io}), flush=True)
         else:
-            print(vmstat_line(prev, cur, t1 - t0), flush=True)
-        prev, t0, n = cur, t1, n + 1
+            print(vmstat_line(prev, cur, t1 - t0, host), flush=True)
+        prev, io_prev, t0, n = cur, io, t1, n + 1
     return 0
 
 
