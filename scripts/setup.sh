@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras=""
-[ "${1:-}" = "--dev" ] && extras="[test]"
+extras="[plot]" dev=""
+[ "${1:-}" = "--dev" ] && extras="[plot,test]" dev=1
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -27,7 +27,7 @@ if ! command -v fusermount3 >/dev/null || ! ldconfig -p | grep -q 'libfuse3\.so\
   say "installing fuse3 (fusermount3 and libfuse3)"
   apt_install fuse3
 fi
-if [ -n "$extras" ] && ! command -v valgrind >/dev/null; then
+if [ -n "$dev" ] && ! command -v valgrind >/dev/null; then
   say "installing valgrind (the tests replay real programs' memory traces)"
   apt_install valgrind
 fi
@@ -53,7 +53,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 say "installing vmlab$extras into .venv"
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install -q --disable-pip-version-check ${extras:+-e} ".$extras" 2>&1 \
+.venv/bin/python -m pip install -q --disable-pip-version-check ${dev:+-e} ".$extras" 2>&1 \
   | grep -v "^WARNING: Location 'file:" >&2 || true
 .venv/bin/vmlab --version >/dev/null || { say "vmlab did not install"; exit 1; }
 say "ready: .venv/bin/vmlab"

@@ -234,3 +234,17 @@ def test_the_plot_ticks_are_whole_frames():
     fig = figure(data, "belady")
     for ticks in (fig.axes[0].get_xticks(), fig.axes[0].get_yticks()):
         assert len(ticks) >= 3 and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_plot_without_matplotlib_says_what_to_install(tmp_path, monkeypatch, capsys):
+    """The lean install (and container image) has no matplotlib."""
+    import importlib.util
+    from vmlab.cli import main
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    path = write(tmp_path, "b.txt", " ".join(map(str, BELADY)))
+    assert main(["trace", path, "--frames", "3", "--plot", str(tmp_path / "b.png")]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'vmlab[plot]'" in err and err.count("\n") == 1
+    assert not (tmp_path / "b.png").exists()

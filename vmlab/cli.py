@@ -4,6 +4,7 @@ arguments exit 2 with one line on stderr, failures exit 1, never a traceback."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -226,6 +227,9 @@ def cmd_trace(args) -> int:
         raise UsageError("vmlab trace: --lab goes with --vm")
     if args.plot and not args.plot.lower().endswith(".png"):
         raise UsageError(f"vmlab trace: --plot wants a .png file name, not {args.plot!r}")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("vmlab trace: --plot needs matplotlib: pip install 'vmlab[plot]' "
+                         "(scripts/setup.sh installs it)")
     trace = read_trace(args.file, args.format)
     data = replay_all(trace, args.policy, args.frames, args.seed)
     if args.vm:
