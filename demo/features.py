@@ -8,7 +8,7 @@ import random
 import shutil
 
 from vmlab import Machine, SegFault
-from vmlab.process import PIE_BASE
+from vmlab.core.process import PIE_BASE
 
 from .common import PAGE, PHYS_BASE, ScenarioFailed, check, scenario
 

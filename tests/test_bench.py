@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 from tests.conftest import run_vmlab
-from vmlab.bench import PLAIN, locality_trace
-from vmlab.replay import POLICIES
+from vmlab.front.bench import PLAIN, locality_trace
+from vmlab.replay.policies import POLICIES
 
 
 def test_quick_bench_json_has_every_figure():

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from vmlab_fs.control import Control, ControlError
 from vmlab import MapError, SegFault, VMError
-from vmlab.traces import TraceError, parse_lackey, parse_refs, read_trace
+from vmlab.replay.traces import TraceError, parse_lackey, parse_refs, read_trace
 
 PAGE = 4096
 PHYS_BASE = 0xC0000000

@@ -139,7 +139,7 @@ def test_live_view_without_a_terminal_prints_plain_frames():
 
 
 def test_a_failing_scenario_exits_1(capsys):
-    from vmlab.runner import run_scenario
+    from vmlab.front.runner import run_scenario
 
     @scenario("always-wrong", frames=2)
     def always_wrong(m):

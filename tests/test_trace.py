@@ -12,8 +12,8 @@ import pytest
 
 from tests.conftest import run_vmlab
 from tests.reference_policies import BELADY, REF
-from vmlab.replay import POLICIES
-from vmlab.traces import TraceError, parse_lackey, parse_refs, read_trace
+from vmlab.replay.policies import POLICIES
+from vmlab.replay.traces import TraceError, parse_lackey, parse_refs, read_trace
 
 
 def write(tmp_path, name, text):
@@ -187,7 +187,7 @@ def test_missing_file():
 def _peak_kib_reading(path: str) -> tuple[int, str]:
     """Peak RSS (KiB) of a fresh interpreter that reads ``path`` as a trace."""
     # VmHWM, not ru_maxrss: that one keeps the forking parent's peak across exec.
-    code = ("import sys\nfrom vmlab.traces import TraceError, read_trace\n"
+    code = ("import sys\nfrom vmlab.replay.traces import TraceError, read_trace\n"
             "try:\n    r = len(read_trace(sys.argv[1]))\nexcept TraceError as e:\n    r = str(e)\n"
             "hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')]\n"
             "print(hwm[0], r)")
@@ -211,7 +211,7 @@ def test_non_traces_are_refused_within_the_first_block(tmp_path):
 
 
 def test_a_trace_streams_whatever_its_line_layout(tmp_path):
-    from vmlab.traces import BLOCK
+    from vmlab.replay.traces import BLOCK
     refs = [random.Random(5).randrange(1 << 40) for _ in range(400_000)]
     one_line = write(tmp_path, "one.txt", " ".join(map(str, refs)))     # spans several blocks
     assert os.path.getsize(one_line) > 2 * BLOCK
@@ -227,9 +227,9 @@ def test_a_trace_streams_whatever_its_line_layout(tmp_path):
 
 
 def test_the_plot_ticks_are_whole_frames():
-    from vmlab.plot import figure
-    from vmlab.tracecmd import replay_all
-    from vmlab.traces import parse_refs
+    from vmlab.front.plot import figure
+    from vmlab.front.tracecmd import replay_all
+    from vmlab.replay.traces import parse_refs
     data = replay_all(parse_refs([" ".join(map(str, BELADY))]), ["fifo", "lru"], [1, 2, 3, 4, 5])
     fig = figure(data, "belady")
     for ticks in (fig.axes[0].get_xticks(), fig.axes[0].get_yticks()):
@@ -239,7 +239,7 @@ def test_the_plot_ticks_are_whole_frames():
 def test_plot_without_matplotlib_says_what_to_install(tmp_path, monkeypatch, capsys):
     """The lean install (and container image) has no matplotlib."""
     import importlib.util
-    from vmlab.cli import main
+    from vmlab.front.cli import main
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "matplotlib" else real(name, *a))

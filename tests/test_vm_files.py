@@ -13,7 +13,7 @@ import struct
 import pytest
 
 from vmlab import BusError, Machine, MapError
-from vmlab.elf import parse_elf
+from vmlab.core.elf import parse_elf
 
 PAGE = 4096
 A = 0x10000000

@@ -25,8 +25,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition, rule,
                                  run_state_machine_as_test)
 
-from vmlab import BusError, Machine, OutOfMemory, SegFault, vm
-from vmlab.policy import POLICIES
+from vmlab import BusError, Machine, OutOfMemory, SegFault
+from vmlab.core import fault as vm
+from vmlab.core.policy import POLICIES
 
 PAGE = 4096
 PHYS_BASE = 0xC0000000

@@ -1,5 +1,5 @@
 import sys
 
-from vmlab.cli import main
+from vmlab.front.cli import main
 
 sys.exit(main())

@@ -18,7 +18,7 @@ import vmlab_fs
 from vmlab_fs.accounting import FileCounts
 from vmlab import Machine
 from vmlab_scenarios import REGISTRY, ScenarioFailed
-from vmlab.term import fancy, print_table
+from vmlab.front.term import fancy, print_table
 
 # (row of the fault-cost table, fault case measured, scenario, frames)
 FEATURES = [

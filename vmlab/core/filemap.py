@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 import os
 
-from vmlab.errors import MapError
+from vmlab.core.errors import MapError
 
 
 class MappedFile:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from typing import Callable, Iterable
 
-from vmlab.frame import Frame
+from vmlab.core.frame import Frame
 
 Ok = Callable[[Frame], bool]
 

@@ -21,14 +21,14 @@ import time
 from typing import TYPE_CHECKING, Callable
 
 from vmlab_swapdisk import SwapError
-from vmlab.errors import BusError, SegFault
-from vmlab.frame import Frame
-from vmlab.page import PAGE, PAGE_MASK, PAGE_SHIFT, Pte, Vma
-from vmlab.reclaim import free_frame, get_frame
+from vmlab.core.errors import BusError, SegFault
+from vmlab.core.frame import Frame
+from vmlab.core.page import PAGE, PAGE_MASK, PAGE_SHIFT, Pte, Vma
+from vmlab.core.reclaim import free_frame, get_frame
 
 if TYPE_CHECKING:
-    from vmlab.machine import Machine
-    from vmlab.process import Process
+    from vmlab.core.machine import Machine
+    from vmlab.core.process import Process
 
 MAJOR = frozenset({"elf", "mmap", "swap"})
 PUSHA_SLACK = 32        # PUSHA writes 32 bytes below esp before moving it

@@ -12,11 +12,11 @@ import mmap
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from vmlab.page import PAGE
+from vmlab.core.page import PAGE
 
 if TYPE_CHECKING:
-    from vmlab.filemap import MappedFile
-    from vmlab.page import Pte
+    from vmlab.core.filemap import MappedFile
+    from vmlab.core.page import Pte
 
 
 @dataclass(eq=False, slots=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 
-from vmlab.errors import LAB_GONE, LabError
+from vmlab.core.errors import LAB_GONE, LabError
 
 
 class LabIO:

@@ -10,7 +10,7 @@ from elftools.common.exceptions import ELFError
 from elftools.common.utils import struct_parse
 from elftools.elf.elffile import ELFFile
 
-from vmlab.errors import MapError
+from vmlab.core.errors import MapError
 
 PF_X, PF_W = 1, 2
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from vmlab import Machine, VMError
 from vmlab_scenarios import REGISTRY, ScenarioFailed
-from vmlab.term import print_table
+from vmlab.front.term import print_table
 from vmlab_fs.accounting import host_page_io
 
 SHOWN = ("pgfault", "pgmajfault", "pswpin", "pswpout", "evictions", "writebacks", "cow_faults")
@@ -44,7 +44,7 @@ def run_scenario(name: str, frames: int | None = None, policy: str = "clock",
         views = ThreeViews(m) if watch and watch[0] == "vmstat" and m.lab_mount else None
         try:
             if watch:
-                from vmlab.live import Watcher
+                from vmlab.front.live import Watcher
                 with Watcher(m, watch[1], watch[0]):
                     lines = sc.run(m)
             else:

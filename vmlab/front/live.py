@@ -9,8 +9,8 @@ import threading
 import time
 from typing import Any
 
-from vmlab.term import fancy
-from vmlab.views import VMSTAT_HEAD, frame_table, render_frames, vmstat_line
+from vmlab.front.term import fancy
+from vmlab.core.views import VMSTAT_HEAD, frame_table, render_frames, vmstat_line
 
 KIND_STYLE = {"free": "dim", "anon": "green", "file": "blue"}
 

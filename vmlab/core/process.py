@@ -7,14 +7,14 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from vmlab import vm
-from vmlab.elf import parse_elf
-from vmlab.errors import BusError, MapError, OutOfMemory, SegFault, VMError, WriteBackError
-from vmlab.page import PAGE, PAGE_MASK, PAGE_SHIFT, Pte, Vma, page_round_up
-from vmlab.reclaim import release_pte
+from vmlab.core import fault
+from vmlab.core.elf import parse_elf
+from vmlab.core.errors import BusError, MapError, OutOfMemory, SegFault, VMError, WriteBackError
+from vmlab.core.page import PAGE, PAGE_MASK, PAGE_SHIFT, Pte, Vma, page_round_up
+from vmlab.core.reclaim import release_pte
 
 if TYPE_CHECKING:
-    from vmlab.machine import Machine
+    from vmlab.core.machine import Machine
 
 PIE_BASE = 0x08000000       # where position-independent executables are loaded
 
@@ -160,7 +160,7 @@ class Process:
 
     def _fault(self, addr: int, write: bool) -> Pte:
         try:
-            return vm.handle_fault(self.machine, self, addr, write)
+            return fault.handle_fault(self.machine, self, addr, write)
         except (SegFault, BusError, OutOfMemory) as e:
             kind = {SegFault: "segfaults", BusError: "bus_errors", OutOfMemory: "oom_kills"}
             self.machine.stat[kind[type(e)]] += 1
@@ -372,15 +372,15 @@ class Process:
     def memory_maps(self) -> list[dict[str, Any]]:
         """One dict per mapping, like psutil's ``memory_maps(grouped=False)``
         with smaps fields (KiB)."""
-        from vmlab.views import memory_maps
+        from vmlab.core.views import memory_maps
         return memory_maps(self)
 
     def maps(self) -> str:
         """``/proc/PID/maps``."""
-        from vmlab.views import render_maps
+        from vmlab.core.views import render_maps
         return render_maps(self)
 
     def smaps(self) -> str:
         """``/proc/PID/smaps`` (the fields vmlab knows)."""
-        from vmlab.views import render_smaps
+        from vmlab.core.views import render_smaps
         return render_smaps(self)

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import vmlab_fs
 from vmlab import Machine
-from vmlab.replay import POLICIES
+from vmlab.replay.policies import POLICIES
 
 PAGE = 4096
 A = 0x10000000
@@ -339,7 +339,7 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def render(r: dict[str, Any]) -> None:
-    from vmlab.term import print_table
+    from vmlab.front.term import print_table
     us = lambda ns: f"{ns / 1000:.2f} us"
     mf, sw, fsr = r["minor_fault"], r["swap_in"], r["filesystem"]
     print_table(["figure", "vmlab", "against", "ratio"], [

@@ -34,7 +34,7 @@ def _latency(text: str) -> str:
 
 
 def _size(text: str) -> int:
-    from vmlab.units import parse_size
+    from vmlab.front.units import parse_size
     try:
         return parse_size(text)
     except ValueError as e:
@@ -65,7 +65,7 @@ def _int_list(text: str) -> list[int]:
 
 
 def _policy_list(text: str) -> list[str]:
-    from vmlab.replay import POLICIES
+    from vmlab.replay.policies import POLICIES
     parts = [t for t in text.replace(" ", "").lower().split(",") if t]
     bad = [t for t in parts if t not in POLICIES]
     if not parts or bad:
@@ -149,7 +149,7 @@ def build_parser() -> Parser:
 # -- commands ---------------------------------------------------------------
 
 def cmd_demo(args) -> int:
-    from vmlab.demo import run_demo
+    from vmlab.front.demo import run_demo
     return run_demo(latency=args.latency)
 
 
@@ -178,7 +178,7 @@ def cmd_umount(args) -> int:
 
 def cmd_stat(args) -> int:
     import vmlab_fs
-    from vmlab.fsview import render_host, render_stat, vmstat_header, vmstat_line
+    from vmlab.front.fsview import render_host, render_stat, vmstat_header, vmstat_line
     from vmlab_fs.accounting import host_page_io
     if args.count is not None and args.interval is None:
         raise UsageError("vmlab stat: --count goes with --interval")
@@ -212,7 +212,7 @@ def cmd_stat(args) -> int:
 
 def cmd_mkswap(args) -> int:
     from vmlab_swapdisk import mkswap
-    from vmlab.units import human_bytes
+    from vmlab.front.units import human_bytes
     h = mkswap(args.path, args.size, args.label, args.force)
     usable = h.slots * 4096
     print(f"Setting up swapspace version 1, size = {human_bytes(usable)} ({usable} bytes)")
@@ -221,8 +221,8 @@ def cmd_mkswap(args) -> int:
 
 
 def cmd_trace(args) -> int:
-    from vmlab.tracecmd import render_results, replay_all, replay_vm
-    from vmlab.traces import read_trace
+    from vmlab.front.tracecmd import render_results, replay_all, replay_vm
+    from vmlab.replay.traces import read_trace
     if args.lab and not args.vm:
         raise UsageError("vmlab trace: --lab goes with --vm")
     if args.plot and not args.plot.lower().endswith(".png"):
@@ -241,7 +241,7 @@ def cmd_trace(args) -> int:
             r["vm"]["agrees"] = r["vm"]["faults"] == r["faults"]
     name = "stdin" if args.file == "-" else os.path.basename(args.file)
     if args.plot:
-        from vmlab.plot import plot_faults
+        from vmlab.front.plot import plot_faults
         plot_faults(data, args.plot, name)
     if args.json:
         for r in data["results"]:
@@ -255,7 +255,7 @@ def cmd_trace(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from vmlab.runner import list_scenarios, run_scenario
+    from vmlab.front.runner import list_scenarios, run_scenario
     from vmlab_scenarios import REGISTRY
     if args.list:
         list_scenarios()
@@ -275,8 +275,8 @@ def cmd_run(args) -> int:
 
 def cmd_bench(args) -> int:
     import contextlib
-    from vmlab.bench import render, run_all
-    from vmlab.term import fancy
+    from vmlab.front.bench import render, run_all
+    from vmlab.front.term import fancy
     status = contextlib.nullcontext()
     show = lambda name: None
     if fancy() and not args.json:

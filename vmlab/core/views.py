@@ -1,17 +1,17 @@
 """Linux-format views: /proc/PID/maps and smaps of a process, a ``vmstat 1``
 line and the frame table of a machine. Figures are collected first, then
-rendered as plain text (``vmlab.live`` draws them with rich on a terminal)."""
+rendered as plain text (``vmlab.front.live`` draws them with rich on a terminal)."""
 
 from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING, Any
 
-from vmlab.page import PAGE_SHIFT
+from vmlab.core.page import PAGE_SHIFT
 
 if TYPE_CHECKING:
-    from vmlab.machine import Machine
-    from vmlab.process import Process
+    from vmlab.core.machine import Machine
+    from vmlab.core.process import Process
 
 SMAPS_FIELDS = ("Size", "Rss", "Shared_Clean", "Shared_Dirty", "Private_Clean",
                 "Private_Dirty", "Swap")

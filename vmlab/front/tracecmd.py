@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from vmlab.replay import POLICIES
-from vmlab.traces import Trace
+from vmlab.replay.policies import POLICIES
+from vmlab.replay.traces import Trace
 
 VM_COUNTERS = ("pgfault", "pgmajfault", "pswpin", "pswpout", "evictions")
 
@@ -57,7 +57,7 @@ def replay_vm(trace: Trace, policy: str, frames: int, lab: str | None, seed: int
 
 
 def render_results(data: dict[str, Any], name: str) -> None:
-    from vmlab.term import print_table
+    from vmlab.front.term import print_table
     frames = sorted({r["frames"] for r in data["results"]})
     policies = list(dict.fromkeys(r["policy"] for r in data["results"]))
     cell = {(r["policy"], r["frames"]): r for r in data["results"]}

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from vmlab.filemap import MappedFile
-    from vmlab.frame import Frame
-    from vmlab.process import Process
+    from vmlab.core.filemap import MappedFile
+    from vmlab.core.frame import Frame
+    from vmlab.core.process import Process
 
 PAGE = 4096
 PAGE_SHIFT = 12

@@ -12,12 +12,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from vmlab.errors import LabError, OutOfMemory
-from vmlab.frame import Frame
-from vmlab.page import Pte
+from vmlab.core.errors import LabError, OutOfMemory
+from vmlab.core.frame import Frame
+from vmlab.core.page import Pte
 
 if TYPE_CHECKING:
-    from vmlab.machine import Machine
+    from vmlab.core.machine import Machine
 
 
 def _needs_swap(f: Frame) -> bool:

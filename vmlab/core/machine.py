@@ -22,15 +22,15 @@ from typing import Any, Callable
 
 import vmlab_fs
 from vmlab_swapdisk import SwapDisk, SwapHeader, mkswap
-from vmlab.errors import LabError, MapError, OutOfMemory, VMError, WriteBackError
-from vmlab.filemap import MappedFile
-from vmlab.labio import LabIO
-from vmlab.frame import Frame, FrameTable
-from vmlab.page import PAGE, Pte
-from vmlab.policy import make_policy
-from vmlab.process import Process
-from vmlab.reclaim import flush_unmapped
-from vmlab.stats import FaultCosts, new_counters
+from vmlab.core.errors import LabError, MapError, OutOfMemory, VMError, WriteBackError
+from vmlab.core.filemap import MappedFile
+from vmlab.core.labio import LabIO
+from vmlab.core.frame import Frame, FrameTable
+from vmlab.core.page import PAGE, Pte
+from vmlab.core.policy import make_policy
+from vmlab.core.process import Process
+from vmlab.core.reclaim import flush_unmapped
+from vmlab.core.stats import FaultCosts, new_counters
 
 PHYS_BASE = 0xC0000000
 STACK_MAX = 8 << 20

@@ -1,0 +1,123 @@
+"""The house keeps its shape: dependencies run one way. Read from the
+project's own imports (ast, nothing run): no runtime import cycle, the VM
+core imports nothing from the front, trace replay nothing from either, and
+the layers below (vmlab_fs, vmlab_swapdisk) nothing of vmlab."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = {"vmlab": "vmlab", "vmlab_fs": "fs", "vmlab_swapdisk": "swapdisk",
+            "vmlab_scenarios": "demo"}
+
+
+def modules() -> dict[str, Path]:
+    """Import name -> file, for every module of the project."""
+    out = {}
+    for name, folder in PACKAGES.items():
+        for path in (ROOT / folder).rglob("*.py"):
+            parts = path.relative_to(ROOT / folder).with_suffix("").parts
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            out[".".join((name,) + parts)] = path
+    return out
+
+
+def _type_only(tree: ast.Module) -> set[int]:
+    """Line numbers of imports under ``if TYPE_CHECKING:``."""
+    lines = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for inner in ast.walk(node):
+                if isinstance(inner, (ast.Import, ast.ImportFrom)):
+                    lines.add(inner.lineno)
+    return lines
+
+
+def imports(name: str, path: Path, known: set[str]) -> dict[str, bool]:
+    """The project modules ``name`` imports -> True if only for type checking."""
+    tree = ast.parse(path.read_text())
+    typing_only = _type_only(tree)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    out: dict[str, bool] = {}
+    for node in ast.walk(tree):
+        targets = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1]
+                                + ([base] if base else []))
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base
+                       for a in node.names]
+        for t in targets:
+            while t and t not in known:
+                t = t.rpartition(".")[0]
+            if t and t != name:
+                out[t] = out.get(t, True) and node.lineno in typing_only
+    return out
+
+
+def graph(runtime_only: bool = True) -> dict[str, set[str]]:
+    mods = modules()
+    known = set(mods)
+    return {n: {t for t, typing in imports(n, p, known).items() if not (runtime_only and typing)}
+            for n, p in mods.items()}
+
+
+def _cycle(g: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        state[n] = 1
+        stack.append(n)
+        for m in sorted(g.get(n, ())):
+            if m.startswith(n + ".") or n.startswith(m + "."):
+                continue            # a package and its own modules
+            if state.get(m) == 1:
+                return stack[stack.index(m):] + [m]
+            if m not in state and (found := visit(m)):
+                return found
+        stack.pop()
+        state[n] = 2
+        return None
+    for n in sorted(g):
+        if n not in state and (found := visit(n)):
+            return found
+    return None
+
+
+def test_no_runtime_import_cycle():
+    assert _cycle(graph()) is None, " -> ".join(_cycle(graph()))
+
+
+def _arrows(source: str, forbidden: tuple[str, ...], runtime_only: bool = False) -> list[str]:
+    return [f"{a} -> {b}" for a, bs in graph(runtime_only).items() if a.startswith(source)
+            for b in bs if b == "vmlab" and "vmlab" in forbidden or
+            any(b == f or b.startswith(f + ".") for f in forbidden if f != "vmlab")]
+
+
+def test_the_core_imports_nothing_from_the_front():
+    """Type-only imports included: the core is below everything vmlab shows."""
+    assert not _arrows("vmlab.core", ("vmlab", "vmlab.front", "vmlab.replay", "vmlab_scenarios"))
+
+
+def test_trace_replay_stands_apart():
+    assert not _arrows("vmlab.replay", ("vmlab", "vmlab.core", "vmlab.front", "vmlab_scenarios"))
+
+
+def test_the_layers_below_know_nothing_of_vmlab():
+    for low in ("vmlab_fs", "vmlab_swapdisk"):
+        assert not _arrows(low, ("vmlab", "vmlab.core", "vmlab.front", "vmlab.replay",
+                                 "vmlab_scenarios", "vmlab_fs" if low != "vmlab_fs" else "-"))
+
+
+def test_the_reader_sees_the_whole_house():
+    mods = modules()
+    assert {"vmlab.core.fault", "vmlab.core.machine", "vmlab.front.cli", "vmlab.replay.traces",
+            "vmlab_fs.labfs", "vmlab_swapdisk.disk"} <= set(mods)
+    assert "vmlab.core.machine" in graph()["vmlab"]        # the public face is the core's
