@@ -191,7 +191,7 @@ def start(mountpoint: str, backing: str, latency: str = "none", *, detach: bool 
                             pass_fds=[wfd], start_new_session=detach)
     os.close(wfd)
     try:
-        line = _read_status(rfd, proc)
+        line = _read_status(rfd)
     finally:
         os.close(rfd)
     if not line.startswith("ready"):
@@ -210,7 +210,9 @@ def start(mountpoint: str, backing: str, latency: str = "none", *, detach: bool 
     return Mount(mnt, back, proc.pid, None if detach else proc)
 
 
-def _read_status(rfd: int, proc: subprocess.Popen) -> str:
+def _read_status(rfd: int) -> str:
+    """The daemon's first status line (``ready PID``), or what came before
+    READY_TIMEOUT or its exit: the pipe then closes."""
     deadline = time.monotonic() + READY_TIMEOUT
     data = b""
     while b"\n" not in data and time.monotonic() < deadline:

@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Callable
 from vmlab_swapdisk import SwapError
 from vmlab.core.errors import BusError, SegFault
 from vmlab.core.frame import Frame
-from vmlab.core.page import PAGE, PAGE_MASK, PAGE_SHIFT, Pte, Vma
+from vmlab.core.page import PAGE, PAGE_KIB, PAGE_MASK, PAGE_SHIFT, Pte, Vma
 from vmlab.core.reclaim import free_frame, get_frame
+from vmlab.core.stats import Case
 
 if TYPE_CHECKING:
     from vmlab.core.machine import Machine
     from vmlab.core.process import Process
 
-MAJOR = frozenset({"elf", "mmap", "swap"})
 PUSHA_SLACK = 32        # PUSHA writes 32 bytes below esp before moving it
 _ZERO = bytes(PAGE)
 _ns = time.perf_counter_ns
@@ -48,18 +48,17 @@ def handle_fault(m: "Machine", p: "Process", addr: int, write: bool) -> Pte:
         m.stat["pgfault"] += 1
         raise
     stat = m.stat
-    major = case in MAJOR
-    stat.update({"pgfault": stat["pgfault"] + 1, case + "_faults": stat[case + "_faults"] + 1,
-                 "pgmajfault": stat["pgmajfault"] + major})
-    if major:
+    stat.update({"pgfault": stat["pgfault"] + 1, case.counter: stat[case.counter] + 1,
+                 "pgmajfault": stat["pgmajfault"] + case.major})
+    if case.major:
         p.majflt += 1
     else:
         p.minflt += 1
-    m.costs.record(case, _ns() - t0 - (m.reclaim_ns - r0))
+    m.costs.record(case.value, _ns() - t0 - (m.reclaim_ns - r0))
     return pte
 
 
-def _dispatch(m: "Machine", p: "Process", addr: int, write: bool) -> tuple[Pte, str]:
+def _dispatch(m: "Machine", p: "Process", addr: int, write: bool) -> tuple[Pte, Case]:
     """Check the address, find the mapping (or grow the stack), and call the
     handler for the case; returns the PTE and the case. Raises as handle_fault."""
     if addr >= m.phys_base or addr < PAGE:
@@ -80,7 +79,7 @@ def _dispatch(m: "Machine", p: "Process", addr: int, write: bool) -> tuple[Pte, 
     elif vma.recipe(vpn)[0] == "file" or vma.past_eof(vpn):
         case = do_file_page(m, p, vpn, vma)
     else:
-        case = do_anonymous_page(m, p, vpn, vma, "stack" if grew else "zero")
+        case = do_anonymous_page(m, p, vpn, vma, Case.STACK if grew else Case.ZERO)
     pte = p.spt[vpn]
     if write and not pte.writable:
         break_cow(m, pte)
@@ -100,7 +99,7 @@ def grow_stack(m: "Machine", p: "Process", addr: int) -> Vma | None:
     return stack
 
 
-def install(m: "Machine", p: "Process", vpn: int, f: Frame, writable: bool) -> Pte:
+def install(p: "Process", vpn: int, f: Frame, writable: bool) -> Pte:
     pte = p.spt.get(vpn)
     if pte is None:
         pte = p.spt[vpn] = Pte(p, vpn)
@@ -131,15 +130,15 @@ def page_in(m: "Machine", read: Callable[[memoryview], None], what: str) -> Fram
 
 # -- one handler per case ---------------------------------------------------
 
-def do_anonymous_page(m: "Machine", p: "Process", vpn: int, vma: Vma, case: str) -> str:
+def do_anonymous_page(m: "Machine", p: "Process", vpn: int, vma: Vma, case: Case) -> Case:
     f = get_frame(m)
     f.view[:] = _ZERO
-    install(m, p, vpn, f, vma.writable)
+    install(p, vpn, f, vma.writable)
     m.policy.loaded(f)
     return case
 
 
-def do_file_page(m: "Machine", p: "Process", vpn: int, vma: Vma) -> str:
+def do_file_page(m: "Machine", p: "Process", vpn: int, vma: Vma) -> Case:
     if vma.past_eof(vpn):
         raise BusError(f"pid {p.pid}: page {vpn << PAGE_SHIFT:#x} is past the end of "
                        f"{vma.file.path}")
@@ -147,20 +146,20 @@ def do_file_page(m: "Machine", p: "Process", vpn: int, vma: Vma) -> str:
     key = (vma.file.key, offset, nbytes)
     f = m.pagecache.get(key)
     if f is not None:                   # another mapping has it: no I/O
-        install(m, p, vpn, f, vma.shared and vma.writable)
-        return "pagecache"
+        install(p, vpn, f, vma.shared and vma.writable)
+        return Case.PAGECACHE
     f = page_in(m, lambda view: vma.file.read_page(offset, nbytes, view),
                 f"pid {p.pid}: reading {vma.file.path} at {offset}")
-    m.stat["pgpgin"] += 4
+    m.stat["pgpgin"] += PAGE_KIB
     f.file, f.pgoff, f.nbytes = vma.file, offset, nbytes
     m.pagecache[key] = f
     # Private mappings see the page cache read-only; a write copies it.
-    install(m, p, vpn, f, vma.shared and vma.writable)
+    install(p, vpn, f, vma.shared and vma.writable)
     m.policy.loaded(f)
-    return "elf" if vma.kind == "elf" else "mmap"
+    return Case.ELF if vma.kind == "elf" else Case.MMAP
 
 
-def do_swap_page(m: "Machine", pte: Pte, vma: Vma) -> str:
+def do_swap_page(m: "Machine", pte: Pte, vma: Vma) -> Case:
     slot = pte.slot
     if m.frames.nr_free == 0 and m.swap.used >= m.swap.slots:
         f, users = _swap_in_through_bounce(m, pte, slot)
@@ -170,7 +169,7 @@ def do_swap_page(m: "Machine", pte: Pte, vma: Vma) -> str:
         users = m.slot_rmap.pop(slot)
         m.swap.free(slot)                   # the slot is free once read back
     m.stat["pswpin"] += 1
-    m.stat["pgpgin"] += 4
+    m.stat["pgpgin"] += PAGE_KIB
     # Every PTE that shared the page before it left shares the frame again
     # (read-only if more than one).
     alone = len(users) == 1
@@ -182,7 +181,7 @@ def do_swap_page(m: "Machine", pte: Pte, vma: Vma) -> str:
         f.rmap.append(q)
     f.dirty = True                          # the only copy is in memory now
     m.policy.loaded(f)
-    return "swap"
+    return Case.SWAP
 
 
 def _swap_in_through_bounce(m: "Machine", pte: Pte, slot: int) -> tuple[Frame, list[Pte]]:
@@ -208,9 +207,9 @@ def _swap_in_through_bounce(m: "Machine", pte: Pte, slot: int) -> tuple[Frame, l
     return f, users
 
 
-def do_wp_page(m: "Machine", pte: Pte) -> str:
+def do_wp_page(m: "Machine", pte: Pte) -> Case:
     break_cow(m, pte)
-    return "cow"
+    return Case.COW
 
 
 def break_cow(m: "Machine", pte: Pte) -> None:
@@ -235,5 +234,5 @@ def break_cow(m: "Machine", pte: Pte) -> None:
         raise
     new.view[:] = data
     new.dirty = True
-    install(m, pte.proc, pte.vpn, new, True)
+    install(pte.proc, pte.vpn, new, True)
     m.policy.loaded(new)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 PAGE = 4096
 PAGE_SHIFT = 12
 PAGE_MASK = PAGE - 1
+PAGE_KIB = PAGE // 1024         # Linux counts pgpgin/pgpgout, Rss and Swap in KiB
 
 
 def page_round_up(n: int) -> int:

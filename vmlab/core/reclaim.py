@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from vmlab.core.errors import LabError, OutOfMemory
 from vmlab.core.frame import Frame
-from vmlab.core.page import Pte
+from vmlab.core.page import PAGE_KIB, Pte
 
 if TYPE_CHECKING:
     from vmlab.core.machine import Machine
@@ -95,7 +95,7 @@ def page_out(m: "Machine", f: Frame) -> None:
                 m.swap.free(slot)
                 raise
             m.stat["pswpout"] += 1
-            m.stat["pgpgout"] += 4
+            m.stat["pgpgout"] += PAGE_KIB
             for q in f.rmap:
                 q.frame, q.slot = None, slot
                 q.writable = q.accessed = q.dirty = False
@@ -119,7 +119,7 @@ def write_back(m: "Machine", f: Frame) -> None:
     with m.io:
         f.file.write_page(f.pgoff, f.view[:f.nbytes])
     m.stat["writebacks"] += 1
-    m.stat["pgpgout"] += 4
+    m.stat["pgpgout"] += PAGE_KIB
     f.dirty = False
     for q in f.rmap:
         q.dirty = False

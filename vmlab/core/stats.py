@@ -3,6 +3,7 @@ cost of every fault, by case."""
 
 from __future__ import annotations
 
+import enum
 import random
 from array import array
 
@@ -14,10 +15,39 @@ COUNTERS = (
     "writeback_errors", "segfaults", "bus_errors", "oom_kills", "elf_header_reads",
     "pgscan",
 )
-CASES = ("zero", "stack", "cow", "elf", "mmap", "pagecache", "swap")
+
+
+class Case(enum.Enum):
+    """What a fault turned out to be: the one record every fault leaves.
+    Its value names its counter (``<value>_faults``) and its cost row.
+
+    >>> Case.SWAP.major, Case.ZERO.major, Case.SWAP.counter
+    (True, False, 'swap_faults')
+    """
+
+    ZERO = "zero"               # a first touch: a zero-filled page
+    STACK = "stack"             # a zero-filled page that grew the stack
+    COW = "cow"                 # a write to a page shared copy-on-write
+    ELF = "elf"                 # a page of an executable, read from its file
+    MMAP = "mmap"               # a page of a mapped file, read from it
+    PAGECACHE = "pagecache"     # a file page another mapping already holds
+    SWAP = "swap"               # a page read back from swap
+
+    @property
+    def major(self) -> bool:
+        """Did it read the disk (Linux's major fault)?"""
+        return self in (Case.ELF, Case.MMAP, Case.SWAP)
+
+    @property
+    def counter(self) -> str:
+        return self.value + "_faults"
+
+
+CASES = tuple(c.value for c in Case)
 # Reclaim (getting a frame back) is timed apart from the fault that needed it,
 # so a minor fault never seems to cost the disk time of the eviction it caused.
-TIMED = CASES + ("reclaim",)
+RECLAIM = "reclaim"
+TIMED = CASES + (RECLAIM,)
 
 
 def new_counters() -> dict[str, int]:

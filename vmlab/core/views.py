@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from vmlab.core.page import PAGE_SHIFT
+from vmlab.core.page import PAGE_KIB, PAGE_SHIFT
 
 if TYPE_CHECKING:
     from vmlab.core.machine import Machine
@@ -44,11 +44,11 @@ def memory_maps(p: "Process") -> list[dict[str, Any]]:
         row = by_start[v.start]
         if pte.frame is not None:
             f = pte.frame
-            row["Rss"] += 4
+            row["Rss"] += PAGE_KIB
             share = "Shared" if len(f.rmap) > 1 else "Private"
-            row[f"{share}_{'Dirty' if f.is_dirty() else 'Clean'}"] += 4
+            row[f"{share}_{'Dirty' if f.is_dirty() else 'Clean'}"] += PAGE_KIB
         elif pte.slot is not None:
-            row["Swap"] += 4
+            row["Swap"] += PAGE_KIB
     return rows
 
 

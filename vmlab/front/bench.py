@@ -319,22 +319,26 @@ def run_all(quick: bool = False, progress: Callable[[str], None] = lambda s: Non
     return out
 
 
+REPLAY_AT_LEAST = 1.0        # policy replay against the plain loop, slowest policy
+OPT_GROWTH_UNDER = 6.0       # 4x the references: OPT's time grows less than this
+
+
 def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target judged on the figure it names, against the bound its
+    section carries (measured in the same run)."""
     rp = r["policy_replay"]
     slowest = min(x["ratio"] for x in rp["policies"])
+    within = lambda key: {"measured": r[key]["ratio"], "met": r[key]["ratio"] <= r[key]["target"]}
     return [
-        {"target": "minor fault within 2x of the kernel's", "measured": r["minor_fault"]["ratio"],
-         "met": r["minor_fault"]["ratio"] <= 2.0},
-        {"target": "swap-in within 1.25x of a bare read through the mount",
-         "measured": r["swap_in"]["ratio"], "met": r["swap_in"]["ratio"] <= 1.25},
-        {"target": "lab filesystem within 1.2x of a minimal passthrough",
-         "measured": r["filesystem"]["ratio"], "met": r["filesystem"]["ratio"] <= 1.2},
+        {"target": "minor fault within 2x of the kernel's", **within("minor_fault")},
+        {"target": "swap-in within 1.25x of a bare read through the mount", **within("swap_in")},
+        {"target": "lab filesystem within 1.2x of a minimal passthrough", **within("filesystem")},
         {"target": "policy replay at least as fast as the plain loop (slowest policy)",
-         "measured": slowest, "met": slowest >= 1.0},
+         "measured": slowest, "met": slowest >= REPLAY_AT_LEAST},
         {"target": "OPT near-linear (4x the references, under 6x the time)",
-         "measured": rp["opt_growth_4x"], "met": rp["opt_growth_4x"] < 6.0},
+         "measured": rp["opt_growth_4x"], "met": rp["opt_growth_4x"] < OPT_GROWTH_UNDER},
         {"target": "fault cost flat (within 1.5x) from 1 MiB to 1 GiB",
-         "measured": r["scale"]["flatness"], "met": r["scale"]["flatness"] <= 1.5},
+         "measured": r["scale"]["flatness"], "met": r["scale"]["flatness"] <= r["scale"]["target"]},
     ]
 
 

@@ -17,25 +17,25 @@ from dataclasses import dataclass
 import vmlab_fs
 from vmlab_fs.accounting import FileCounts
 from vmlab import Machine
+from vmlab.core.stats import Case
 from vmlab_scenarios import REGISTRY, ScenarioFailed
 from vmlab.front.term import fancy, print_table
 
 # (row of the fault-cost table, fault case measured, scenario, frames)
 FEATURES = [
-    ("Demand paging", "elf", "demand-paging", 32),
-    ("Zero page", "zero", "zero-page", 128),
-    ("Stack growth", "stack", "stack-growth", 32),
-    ("COW", "cow", "cow", 64),
-    ("mmap", "mmap", "mmap", 32),
-    ("Swap in", "swap", "swap", 8),
+    ("Demand paging", Case.ELF, "demand-paging", 32),
+    ("Zero page", Case.ZERO, "zero-page", 128),
+    ("Stack growth", Case.STACK, "stack-growth", 32),
+    ("COW", Case.COW, "cow", 64),
+    ("mmap", Case.MMAP, "mmap", 32),
+    ("Swap in", Case.SWAP, "swap", 8),
 ]
-MAJOR = {"elf", "mmap", "swap"}
 
 
 @dataclass
 class Result:
     feature: str
-    case: str
+    case: Case
     lines: list[str]
     costs: dict[str, int]           # count, median_ns, p99_ns
     requests: int                   # reads + writes the filesystem saw
@@ -43,7 +43,7 @@ class Result:
 
     @property
     def major(self) -> bool:
-        return self.case in MAJOR
+        return self.case.major
 
 
 def _requests(before: dict[str, FileCounts], after: dict[str, FileCounts]) -> int:
@@ -52,7 +52,7 @@ def _requests(before: dict[str, FileCounts], after: dict[str, FileCounts]) -> in
                for p, a in after.items())
 
 
-def run_feature(mount: vmlab_fs.Mount, feature: str, case: str, name: str, frames: int) -> Result:
+def run_feature(mount: vmlab_fs.Mount, feature: str, case: Case, name: str, frames: int) -> Result:
     with Machine(lab=mount.path, frames=frames) as m:
         before = mount.files()
         error = None
@@ -61,7 +61,7 @@ def run_feature(mount: vmlab_fs.Mount, feature: str, case: str, name: str, frame
         except ScenarioFailed as e:
             lines, error = [], str(e)
         after = mount.files()               # before close removes swap.img
-        costs = m.fault_costs().get(case, {"count": 0, "median_ns": 0, "p99_ns": 0})
+        costs = m.fault_costs().get(case.value, {"count": 0, "median_ns": 0, "p99_ns": 0})
     return Result(feature, case, lines, costs, _requests(before, after), error)
 
 

@@ -1,4 +1,4 @@
-"""Sizes and durations as people type them."""
+"""Sizes as people type them (``64M``), and as people read them (``64.0 MiB``)."""
 
 from __future__ import annotations
 

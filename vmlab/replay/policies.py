@@ -12,7 +12,7 @@ import random as _random
 from collections import OrderedDict, deque
 from typing import Callable, Sequence
 
-Replay = Callable[[Sequence[int], int], int]
+Replay = Callable[[Sequence[int], int, int], int]   # (references, frames, seed) -> faults
 
 
 def fifo(refs: Sequence[int], frames: int, seed: int = 0) -> int:
