@@ -10,10 +10,10 @@ a FUSE filesystem it mounts itself, so every major fault is real, visible I/O.
 
 __version__ = "0.2.0"
 
-from vmlab.core.errors import (BusError, LabError, MapError, OutOfMemory, SegFault,  # noqa: E402
-                          VMError, WriteBackError)
+from vmlab.core.errors import (BusError, LabError, MapError, OutOfMemory, PageIOError,  # noqa: E402
+                               SegFault, VMError, WriteBackError)
 from vmlab.core.machine import Machine  # noqa: E402
 from vmlab.core.process import Process  # noqa: E402
 
-__all__ = ["BusError", "LabError", "Machine", "MapError", "OutOfMemory", "Process", "SegFault",
-           "VMError", "WriteBackError"]
+__all__ = ["BusError", "LabError", "Machine", "MapError", "OutOfMemory", "PageIOError", "Process",
+           "SegFault", "VMError", "WriteBackError"]

@@ -31,7 +31,18 @@ class WriteBackError(VMError):
     stay in memory and are retried on eviction and at close: not lost."""
 
 
-class LabError(VMError):
+class PageIOError(VMError):
+    """A page could not be read from or written to the lab (the errno and
+    its text say why). Every I/O failure of the VM becomes this, or its
+    LabError, in one place (``LabIO``); on the fault path a failed read is
+    then the process's BusError, a failed write a victim passed over."""
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+class LabError(PageIOError):
     """The lab filesystem stopped answering (its daemon died, or a request
     took longer than ``io_timeout`` and the connection was aborted), or,
     from ``Machine()``, could not hold the swap file (full, read-only...)."""

@@ -20,8 +20,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Callable
 
-from vmlab_swapdisk import SwapError
-from vmlab.core.errors import BusError, SegFault
+from vmlab.core.errors import BusError, LabError, PageIOError, SegFault, VMError
 from vmlab.core.frame import Frame
 from vmlab.core.page import PAGE, PAGE_KIB, PAGE_MASK, PAGE_SHIFT, Pte, Vma
 from vmlab.core.reclaim import free_frame, get_frame
@@ -117,15 +116,21 @@ def page_in(m: "Machine", read: Callable[[memoryview], None], what: str) -> Fram
     try:
         with m.io:
             read(f.view)
-    except (OSError, SwapError) as e:
+    except PageIOError as e:
         free_frame(m, f)
-        raise BusError(f"{what}: {getattr(e, 'strerror', None) or e}") from None
+        raise _as_bus_error(e, what) from None
     except BaseException:
         free_frame(m, f)
         raise
     finally:
         f.pinned = False
     return f
+
+
+def _as_bus_error(e: PageIOError, what: str) -> VMError:
+    """A page that could not be read is the faulting process's BusError; a
+    lab that is gone or hung (LabError) stays what it is."""
+    return e if isinstance(e, LabError) else BusError(f"{what}: {e}")
 
 
 # -- one handler per case ---------------------------------------------------
@@ -192,9 +197,8 @@ def _swap_in_through_bounce(m: "Machine", pte: Pte, slot: int) -> tuple[Frame, l
     try:
         with m.io:
             m.swap.read(slot, m.bounce, aligned=True)
-    except (OSError, SwapError) as e:
-        raise BusError(f"pid {pte.proc.pid}: swap-in of slot {slot} failed: "
-                       f"{getattr(e, 'strerror', None) or e}") from None
+    except PageIOError as e:
+        raise _as_bus_error(e, f"pid {pte.proc.pid}: swap-in of slot {slot} failed") from None
     users = m.slot_rmap.pop(slot)
     crc = m.swap.lend(slot)
     try:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 import time
 
-from vmlab.core.errors import LAB_GONE, LabError
+from vmlab.core.errors import LAB_GONE, LabError, PageIOError
+from vmlab_swapdisk import SwapError
 
 
 class LabIO:
@@ -29,13 +30,19 @@ class LabIO:
         self.since = time.monotonic()
 
     def __exit__(self, kind, e, tb) -> None:
+        """Every I/O failure leaves as a VMError: LabError if the lab is gone
+        or hung, else PageIOError with the errno (a swap slot's checksum too)."""
         self.since = 0.0
-        if isinstance(e, OSError) and (self.aborted or e.errno in LAB_GONE):
-            if self.aborted:
-                raise LabError(f"the lab filesystem at {self.lab} did not answer within "
-                               f"{self.timeout:g} s; the request was aborted") from None
+        if not isinstance(e, (OSError, SwapError)):
+            return
+        if self.aborted:
+            raise LabError(f"the lab filesystem at {self.lab} did not answer within "
+                           f"{self.timeout:g} s; the request was aborted", e.errno) from None
+        errno = getattr(e, "errno", None)
+        if errno in LAB_GONE:
             raise LabError(f"the lab filesystem at {self.lab} is gone ({e.strerror}): "
-                           f"its daemon died or was unmounted") from None
+                           f"its daemon died or was unmounted", errno) from None
+        raise PageIOError(getattr(e, "strerror", None) or str(e), errno) from None
 
     def _watch(self) -> None:
         tick = min(0.25, self.timeout / 4)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import vmlab_fs
 from vmlab_swapdisk import SwapDisk, SwapHeader, mkswap
-from vmlab.core.errors import LabError, MapError, OutOfMemory, VMError, WriteBackError
+from vmlab.core.errors import LabError, MapError, OutOfMemory, PageIOError, VMError, WriteBackError
 from vmlab.core.filemap import MappedFile
 from vmlab.core.labio import LabIO
 from vmlab.core.frame import Frame, FrameTable
@@ -149,8 +149,8 @@ class Machine:
                 f.read_page(0, min(PAGE, f.size), self.bounce)
             self.stat["elf_header_reads"] += 1
             return bytes(self.bounce[:min(PAGE, f.size)])
-        except OSError as e:
-            raise MapError(f"cannot read {f.path}: {e.strerror}") from None
+        except PageIOError as e:
+            raise MapError(f"cannot read {f.path}: {e}") from None
 
     # -- figures ------------------------------------------------------------
 
@@ -198,9 +198,9 @@ class Machine:
             for p in list(self.procs.values()):
                 try:
                     p.exit(0)
-                except (WriteBackError, LabError) as e:
+                except (WriteBackError, PageIOError) as e:
                     errors.append(str(e))
-            errors += [getattr(e, "strerror", None) or str(e) for e in flush_unmapped(self)]
+            errors += [str(e) for e in flush_unmapped(self)]
         finally:
             self._teardown()
         if errors:

@@ -36,7 +36,7 @@ def _check_addr(addr: Any, what: str = "address") -> int:
 def _report(failed: list[tuple[Vma, Exception]]) -> None:
     if failed:
         vma, e = failed[0]
-        why = getattr(e, "strerror", None) or str(e)
+        why = str(e)
         raise WriteBackError(f"{len(failed)} dirty page(s) of {vma.file.path} could not be written "
                              f"({why}); they stay in memory and are retried on eviction and at close")
 

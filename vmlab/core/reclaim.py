@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from vmlab.core.errors import LabError, OutOfMemory
+from vmlab.core.errors import LabError, OutOfMemory, PageIOError
 from vmlab.core.frame import Frame
 from vmlab.core.page import PAGE_KIB, Pte
 
@@ -59,10 +59,12 @@ def _evict(m: "Machine") -> Frame:
         m.stat["pgscan"] += 1
         try:
             page_out(m, victim)
-        except OSError as e:
+        except LabError:
+            raise                       # no other victim could fare better
+        except PageIOError as e:
             m.stat["writeback_errors"] += 1
             failures[victim] = failures.get(victim, 0) + 1
-            last = e.strerror or str(e)
+            last = str(e)
             continue
         m.policy.released(victim)
         victim.rmap.clear()
@@ -152,7 +154,7 @@ def release_pte(m: "Machine", pte: Pte) -> Exception | None:
             f.dirty, pte.dirty = True, False
             try:
                 write_back(m, f)
-            except (OSError, LabError) as e:
+            except PageIOError as e:
                 m.stat["writeback_errors"] += 1
                 error = e
         f.rmap.remove(pte)
@@ -181,7 +183,7 @@ def flush_unmapped(m: "Machine") -> list[Exception]:
         if not f.rmap:                  # (mapped again: its mapping writes it back)
             try:
                 write_back(m, f)
-            except (OSError, LabError) as e:
+            except PageIOError as e:
                 errors.append(e)
                 continue
             free_frame(m, f)
