@@ -1,11 +1,11 @@
 """The lab filesystem: a passthrough of a backing directory that accounts,
 logs, delays and (on request) fails every request.
 
-Requests on ``/.vmlab/*`` are the mount's own control files; they are served
-from memory and never counted, so reading the counters does not move them.
-The daemon never follows a symlink itself (``O_NOFOLLOW``, ``lstat``); links
-are followed by the kernel through ``readlink``, which refuses any target
-that would leave the backing directory.
+Requests on ``/.vmlab/*`` go to the mount's own control files (``ctlfs``),
+served from memory and never counted among the figures they report. The
+daemon never follows a symlink itself (``O_NOFOLLOW``, ``lstat``); links are
+followed by the kernel through ``readlink``, which refuses any target whose
+walk would leave the backing directory (``paths.link_leaves``).
 """
 
 from __future__ import annotations
@@ -18,14 +18,12 @@ import time
 from typing import Any, Callable
 
 from vmlab_fs.accounting import Accounting
-from vmlab_fs.control import Control, ControlError
+from vmlab_fs.control import Control
+from vmlab_fs.ctlfs import FIRST_FH, VIRTUAL_INO, ControlFiles, deny
+from vmlab_fs.kernel import PagedOperations
 from vmlab_fs.libfuse import mfusepy
 from vmlab_fs.paths import CTL, has_dotdot, is_ctl, link_leaves
 
-CTL_FILES = {"stats": 0o444, "files": 0o444, "iolog": 0o444, "control": 0o600, "pid": 0o444}
-_VFH = 1 << 40      # file handles at and above this are control files, not fds
-FUSE_CAP_AUTO_INVAL_DATA = 1 << 12   # fuse_common.h
-_VIRTUAL_INO = 1 << 62  # inode numbers of .vmlab and its files, clear of real ones
 _ns = time.monotonic_ns
 
 
@@ -35,12 +33,9 @@ def _dtype_mode(entry: os.DirEntry) -> int:
     return stat.S_IFDIR if entry.is_dir(follow_symlinks=False) else stat.S_IFREG
 
 
-def _deny(err: int = errno.EACCES):
-    raise mfusepy.FuseOSError(err)
-
-
 def _accounted(op: str) -> Callable:
-    """Wrap a path operation so it is timed and counted as one request."""
+    """Wrap a path operation so it is timed and counted as one request
+    (on ``/.vmlab/*``: counted apart, in ``ctl_requests``)."""
     def wrap(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def inner(self: "LabFS", path: str, *args: Any) -> Any:
@@ -69,36 +64,16 @@ def _wait_until(deadline_ns: int) -> None:
         pass
 
 
-class LabFS(mfusepy.Operations):
-    use_ns = True
+class LabFS(PagedOperations):
+    """The passthrough: every request on a backing file is accounted,
+    delayed by the latency model and failed when a rule says so."""
 
     def __init__(self, backing: str, latency: str = "none",
                  on_ready: Callable[[], None] | None = None) -> None:
-        self.root = os.path.realpath(backing)
+        super().__init__(os.path.realpath(backing), on_ready)
         self.acct = Accounting()
         self.ctl = Control(latency)
-        self.owner = os.getuid()
-        self.on_ready = on_ready
-        self._vfiles: dict[int, tuple[str, bytearray]] = {}
-        self._next_vfh = _VFH
-        self._started = time.time_ns()
-
-    # -- mount set-up --------------------------------------------------------
-
-    def init_with_config(self, conn, config) -> None:
-        # One kernel page fault = one 4 KiB READ, one dirty page = one WRITE.
-        conn.max_readahead = 0
-        conn.max_write = 4096
-        # libfuse 3 asks for auto_inval_data by default: the kernel then sends a
-        # GETATTR before every read after a write, doubling a swap-in's cost.
-        # Nothing changes files behind the mount's back except on purpose.
-        conn.want &= ~FUSE_CAP_AUTO_INVAL_DATA
-        if config is not None:
-            config.use_ino = 1
-            config.kernel_cache = 0
-            config.direct_io = 0    # per file only: a direct_io mount breaks shared mmap
-        if self.on_ready:
-            self.on_ready()
+        self.ctlfs = ControlFiles(self.acct, self.ctl, os.getuid())
 
     # -- paths ---------------------------------------------------------------
 
@@ -106,9 +81,9 @@ class LabFS(mfusepy.Operations):
         """The backing path of mount path ``path``; EPERM for the control
         directory, EACCES for a real ``..`` component."""
         if is_ctl(path):
-            _deny(errno.EPERM)
+            deny(errno.EPERM)
         if has_dotdot(path):
-            _deny()
+            deny()
         return self.root + path
 
     # -- metadata ------------------------------------------------------------
@@ -116,8 +91,8 @@ class LabFS(mfusepy.Operations):
     @_accounted("getattr")
     def getattr(self, path: str, fh: Any = None) -> dict[str, Any]:
         if is_ctl(path):
-            return self._ctl_attr(path)
-        if fh is not None and fh.fh < _VFH:
+            return self.ctlfs.getattr(path)
+        if fh is not None and fh.fh < FIRST_FH:
             st = os.fstat(fh.fh)
         else:
             st = os.lstat(self._full(path))
@@ -135,7 +110,7 @@ class LabFS(mfusepy.Operations):
         target = os.readlink(self._full(path))
         here = os.path.dirname(path)
         if link_leaves(self.root, here, target):
-            _deny()
+            deny()
         if target.startswith("/"):      # into the backing directory: kept in the mount
             return os.path.relpath(target[len(self.root):] or "/", here)
         return target
@@ -157,7 +132,7 @@ class LabFS(mfusepy.Operations):
     def symlink(self, path: str, target: str) -> None:
         full = self._full(path)
         if link_leaves(self.root, os.path.dirname(path), target):
-            _deny()
+            deny()
         os.symlink(target, full)
 
     @_accounted("link")
@@ -173,7 +148,7 @@ class LabFS(mfusepy.Operations):
     def chmod(self, path: str, mode: int) -> None:
         full = self._full(path)
         if stat.S_ISLNK(os.lstat(full).st_mode):
-            _deny(errno.EOPNOTSUPP)     # Linux cannot chmod a symlink either
+            deny(errno.EOPNOTSUPP)     # Linux cannot chmod a symlink either
         os.chmod(full, mode)
 
     @_accounted("chown")
@@ -182,7 +157,7 @@ class LabFS(mfusepy.Operations):
 
     @_accounted("truncate")
     def truncate(self, path: str, length: int, fh: Any = None) -> None:
-        if fh is not None and fh.fh < _VFH:
+        if fh is not None and fh.fh < FIRST_FH:
             os.ftruncate(fh.fh, length)
         elif is_ctl(path):
             return              # `echo cmd > control` truncates first: harmless
@@ -206,24 +181,21 @@ class LabFS(mfusepy.Operations):
     def getxattr(self, path: str, name: str, *args: Any) -> bytes:
         # ENOSYS once and the kernel stops asking; otherwise it asks for
         # security.capability before every write, doubling its cost.
-        _deny(errno.ENOSYS)
+        deny(errno.ENOSYS)
 
     # -- directories ---------------------------------------------------------
 
     @_accounted("opendir")
     def opendir(self, path: str) -> int:
         if path != CTL and not stat.S_ISDIR(os.lstat(self._full(path)).st_mode):
-            _deny(errno.ENOTDIR)
+            deny(errno.ENOTDIR)
         return 0
 
     @_accounted("readdir")
     def readdir(self, path: str, fh: int) -> list[tuple[str, dict[str, int], int]]:
         # Real inode numbers: with use_ino a zero one would hide the entry.
         if path == CTL:
-            return [(".", {"st_ino": _VIRTUAL_INO, "st_mode": stat.S_IFDIR}, 0),
-                    ("..", {"st_ino": 1, "st_mode": stat.S_IFDIR}, 0)] + [
-                (n, {"st_ino": _VIRTUAL_INO + i, "st_mode": stat.S_IFREG}, 0)
-                for i, n in enumerate(CTL_FILES, 1)]
+            return self.ctlfs.readdir()
         full = self._full(path)
         here = os.lstat(full)
         out = [(".", {"st_ino": here.st_ino, "st_mode": stat.S_IFDIR}, 0),
@@ -234,7 +206,7 @@ class LabFS(mfusepy.Operations):
                     out.append((e.name, {"st_ino": e.inode(),
                                          "st_mode": _dtype_mode(e)}, 0))
         if path == "/":
-            out.append((".vmlab", {"st_ino": _VIRTUAL_INO, "st_mode": stat.S_IFDIR}, 0))
+            out.append((".vmlab", {"st_ino": VIRTUAL_INO, "st_mode": stat.S_IFDIR}, 0))
         return out
 
     @_accounted("releasedir")
@@ -246,7 +218,7 @@ class LabFS(mfusepy.Operations):
     @_accounted("open")
     def open(self, path: str, fi) -> None:
         if is_ctl(path):
-            return self._ctl_open(path, fi)
+            return self.ctlfs.open(path, fi, mfusepy.fuse_get_context()[0])
         fi.fh = os.open(self._full(path), (fi.flags & ~os.O_DIRECT) | os.O_NOFOLLOW)
 
     @_accounted("create")
@@ -255,50 +227,40 @@ class LabFS(mfusepy.Operations):
         fi.fh = os.open(self._full(path), flags, mode)
 
     def read(self, path: str, size: int, offset: int, fi) -> bytes:
-        fh = fi.fh
-        if fh >= _VFH:
+        if fi.fh >= FIRST_FH:
             self.acct.ctl_requests += 1
-            return self._ctl_read(fh, size, offset)
-        t0 = _ns()
-        ctl = self.ctl
-        err = (ctl.injected("read", path, offset, not fi.flags & os.O_DIRECT)
-               if ctl.injecting else 0)
-        try:
-            if ctl.delaying:
-                self._delay(t0, path, offset, size)
-            if err:
-                raise mfusepy.FuseOSError(err)
-            data = os.pread(fh, size, offset)
-        except OSError as e:
-            self.acct.record("read", path, offset, size, _ns() - t0, -(e.errno or errno.EIO))
-            raise
-        self.acct.record("read", path, offset, size, _ns() - t0, len(data))
-        return data
+            return self.ctlfs.read(fi.fh, size, offset)
+        return self._page_io("read", path, offset, size, fi, os.pread, size)
 
     def write(self, path: str, data: bytes, offset: int, fi) -> int:
-        fh = fi.fh
-        if fh >= _VFH:
+        if fi.fh >= FIRST_FH:
             self.acct.ctl_requests += 1
-            return self._ctl_write(fh, data)
+            return self.ctlfs.write(fi.fh, data)
+        return self._page_io("write", path, offset, len(data), fi, os.pwrite, data)
+
+    def _page_io(self, op: str, path: str, offset: int, length: int, fi,
+                 call: Callable, arg: Any) -> Any:
+        """One READ or WRITE on a backing file: the injected failure, if a
+        rule says so, then the latency model, the call, and one record."""
         t0 = _ns()
         ctl = self.ctl
-        err = ctl.injected("write", path) if ctl.injecting else 0
+        err = ctl.injected(op, path, offset, not fi.flags & os.O_DIRECT) if ctl.injecting else 0
         try:
             if ctl.delaying:
-                self._delay(t0, path, offset, len(data))
+                self._delay(t0, path, offset, length)
             if err:
                 raise mfusepy.FuseOSError(err)
-            n = os.pwrite(fh, data, offset)
+            out = call(fi.fh, arg, offset)
         except OSError as e:
-            self.acct.record("write", path, offset, len(data), _ns() - t0,
-                             -(e.errno or errno.EIO))
+            self.acct.record(op, path, offset, length, _ns() - t0, -(e.errno or errno.EIO))
             raise
-        self.acct.record("write", path, offset, len(data), _ns() - t0, n)
-        return n
+        self.acct.record(op, path, offset, length, _ns() - t0,
+                         len(out) if op == "read" else out)
+        return out
 
     @_accounted("fsync")
     def fsync(self, path: str, datasync: int, fi) -> None:
-        if fi.fh < _VFH:
+        if fi.fh < FIRST_FH:
             if self.ctl.delaying:
                 self._delay(_ns(), path, 0, 0)
             (os.fdatasync if datasync else os.fsync)(fi.fh)
@@ -309,9 +271,9 @@ class LabFS(mfusepy.Operations):
 
     def release(self, path: str, fi) -> None:
         fh = fi.fh
-        if fh >= _VFH:
+        if fh >= FIRST_FH:
             self.acct.ctl_requests += 1
-            return self._ctl_release(fh)
+            return self.ctlfs.release(fh)
         t0 = _ns()
         os.close(fh)
         self.acct.record("release", path, 0, 0, _ns() - t0, 0)
@@ -320,79 +282,3 @@ class LabFS(mfusepy.Operations):
         """Wait out the latency model (callers check ``ctl.delaying`` first:
         the usual answer, none, costs no call)."""
         _wait_until(t0 + self.ctl.latency.delay_ns(path, offset, length))
-
-    # -- the control directory ----------------------------------------------
-
-    def _ctl_name(self, path: str) -> str:
-        name = path[len(CTL) + 1:]
-        if path != CTL and name not in CTL_FILES:
-            _deny(errno.ENOENT)
-        return name
-
-    def _ctl_attr(self, path: str) -> dict[str, Any]:
-        name = self._ctl_name(path)
-        t = self._started
-        ino = _VIRTUAL_INO + (list(CTL_FILES).index(name) + 1 if name else 0)
-        attr = {"st_ino": ino, "st_uid": self.owner, "st_gid": os.getgid(), "st_nlink": 1,
-                "st_atime": t, "st_mtime": time.time_ns(), "st_ctime": t}
-        if not name:
-            return {**attr, "st_mode": stat.S_IFDIR | 0o755, "st_nlink": 2}
-        size = len(self.acct.iolog) if name == "iolog" else len(self._render(name))
-        return {**attr, "st_mode": stat.S_IFREG | CTL_FILES[name], "st_size": size}
-
-    def _render(self, name: str) -> bytes:
-        if name == "stats":
-            return self.acct.render_stats().encode()
-        if name == "files":
-            return self.acct.render_files().encode()
-        if name == "control":
-            return self.ctl.render().encode()
-        if name == "pid":
-            return f"{os.getpid()}\n".encode()
-        return b""
-
-    def _ctl_open(self, path: str, fi) -> None:
-        name = self._ctl_name(path)
-        writing = (fi.flags & os.O_ACCMODE) != os.O_RDONLY
-        if writing and (name != "control" or mfusepy.fuse_get_context()[0] not in (self.owner, 0)):
-            _deny()
-        fi.direct_io = 1    # always ask the daemon: the page cache would freeze the figures
-        fh = self._next_vfh
-        self._next_vfh += 1
-        # A snapshot per open keeps one `cat` consistent; iolog stays live for tail -f.
-        self._vfiles[fh] = (name, bytearray() if writing or name == "iolog"
-                            else bytearray(self._render(name)))
-        fi.fh = fh
-
-    def _ctl_read(self, fh: int, size: int, offset: int) -> bytes:
-        name, buf = self._vfiles[fh]
-        src = self.acct.iolog if name == "iolog" else buf
-        return bytes(src[offset:offset + size])
-
-    def _ctl_write(self, fh: int, data: bytes) -> int:
-        name, buf = self._vfiles[fh]
-        buf += data
-        # Complete lines run now, so `echo bad > control` fails at write(2).
-        done, _, rest = buf.rpartition(b"\n")
-        if done:
-            del buf[:len(done) + 1]
-            self._run_control(done.decode("utf-8", "replace"))
-        return len(data)
-
-    def _ctl_release(self, fh: int) -> None:
-        name, buf = self._vfiles.pop(fh)
-        if name == "control" and buf.strip():
-            try:
-                self._run_control(buf.decode("utf-8", "replace"))
-            except OSError:
-                pass        # release cannot report; last_error in control says it
-
-    def _run_control(self, text: str) -> None:
-        try:
-            self.ctl.execute(text)
-        except ControlError:
-            _deny(errno.EINVAL)
-        finally:
-            if self.ctl.reset_requested:
-                self.ctl.reset_requested = False
-                self.acct.reset()

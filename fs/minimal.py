@@ -8,23 +8,15 @@ import errno
 import os
 from typing import Any, Callable
 
-from vmlab_fs.labfs import FUSE_CAP_AUTO_INVAL_DATA
+from vmlab_fs.kernel import PagedOperations
 from vmlab_fs.libfuse import mfusepy
 
 
-class MinimalFS(mfusepy.Operations):
-    use_ns = True
+class MinimalFS(PagedOperations):
+    """Passthrough only, on the same kernel settings as LabFS."""
 
     def __init__(self, backing: str, on_ready: Callable[[], None] | None = None) -> None:
-        self.root = os.path.realpath(backing)
-        self.on_ready = on_ready
-
-    def init_with_config(self, conn, config) -> None:
-        conn.max_readahead = 0
-        conn.max_write = 4096
-        conn.want &= ~FUSE_CAP_AUTO_INVAL_DATA
-        if self.on_ready:
-            self.on_ready()
+        super().__init__(os.path.realpath(backing), on_ready)
 
     def getattr(self, path: str, fh: Any = None) -> dict[str, Any]:
         st = os.lstat(self.root + path)
