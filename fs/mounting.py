@@ -8,11 +8,11 @@ the daemon, waits until the mount is live and always unmounts on the way out.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import pathlib
 import select
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -297,21 +297,51 @@ def connection(mountpoint: str) -> int:
 FUSECTL = "/sys/fs/fuse/connections"
 
 
-def abort(conn: int, pid: int | None) -> str:
-    """End a hung mount's pending requests: abort its FUSE connection if
-    fusectl is mounted, else kill its daemon. Either way every request in
-    flight fails at once (ECONNABORTED or ENOTCONN). (Mounting fusectl now
-    is no use: mount(8) scans the mount table and hangs on the hung mount.)"""
+def abort(conn: int, pid: int | None = None) -> str:
+    """End a hung mount's pending requests by aborting its FUSE connection,
+    so every request in flight fails at once (ECONNABORTED); returns
+    ``aborted``. fusectl is used where it is mounted, or else mounted for
+    the moment on a private directory with mount(2), which (unlike mount(8))
+    does not read the mount table and so does not hang on the hung mount.
+    Only if that fails, and ``pid`` is given (a daemon the caller started
+    itself), is the daemon killed: ``killed``; else ``stuck``."""
+    for top in (FUSECTL, None):
+        try:
+            if top is None:
+                with _private_fusectl() as top:
+                    _write_abort(top, conn)
+            else:
+                _write_abort(top, conn)
+            return "aborted"
+        except OSError:
+            continue
+    if pid:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            psutil.Process(pid).kill()
+        return "killed"
+    return "stuck"
+
+
+def _write_abort(top: str, conn: int) -> None:
+    with open(f"{top}/{conn}/abort", "w") as f:
+        f.write("1")
+
+
+@contextlib.contextmanager
+def _private_fusectl() -> Iterator[str]:
+    """fusectl mounted on a new private directory for the ``with`` block."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    where = tempfile.mkdtemp(prefix="vmlab-fusectl-")
     try:
-        with open(f"{FUSECTL}/{conn}/abort", "w") as f:
-            f.write("1")
-        return "aborted"
-    except OSError:
-        if pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            return "killed"
-        return "stuck"
+        if libc.mount(b"fusectl", where.encode(), b"fusectl", 0, None) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        try:
+            yield where
+        finally:
+            libc.umount2(where.encode(), 2)         # MNT_DETACH
+    finally:
+        _rmdir(where)
 
 
 @contextlib.contextmanager

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="[plot]" dev=""
+extras="[plot]" dev=""   # editable either way: the clone is the install
 [ "${1:-}" = "--dev" ] && extras="[plot,test]" dev=1
 
 say() { printf 'setup: %s\n' "$*" >&2; }
@@ -53,7 +53,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 say "installing vmlab$extras into .venv"
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install -q --disable-pip-version-check ${dev:+-e} ".$extras" 2>&1 \
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras" 2>&1 \
   | grep -v "^WARNING: Location 'file:" >&2 || true
 .venv/bin/vmlab --version >/dev/null || { say "vmlab did not install"; exit 1; }
 say "ready: .venv/bin/vmlab"

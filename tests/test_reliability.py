@@ -244,3 +244,28 @@ def test_swap_in_through_the_bounce_page_with_swap_writes_failing(machine, share
     child.exit(0)
     s = m.vmstat()
     assert s["swap_used"] == 0 and s["nr_free_frames"] == 2 and not m.slot_rmap
+
+
+def test_a_hung_mount_it_did_not_start_is_aborted_not_killed(tmp_path):
+    """On someone's `vmlab mount`, a hung request ends the connection (the
+    mount reports it), but the Machine never kills a daemon it did not start."""
+    import psutil
+    from tests.conftest import run_vmlab
+    mnt, back = tmp_path / "m", tmp_path / "b"
+    mnt.mkdir()
+    back.mkdir()
+    assert run_vmlab("mount", str(mnt), "--backing", str(back)).returncode == 0
+    pid = vmlab_fs.daemon_pid(str(mnt))
+    try:
+        m = Machine(frames=2, swap_mb=1, lab=str(mnt), io_timeout=1.0)
+        p = m.spawn()
+        fill(p, 4)
+        vmlab_fs.attach(str(mnt)).control("latency 30000ms")
+        t0 = time.monotonic()
+        with pytest.raises(LabError, match="did not answer within 1 s"):
+            intact(p, 4)
+        assert time.monotonic() - t0 < 5
+        assert psutil.Process(pid).status() != psutil.STATUS_ZOMBIE     # alive: not killed
+        m.close()
+    finally:
+        assert run_vmlab("umount", str(mnt), timeout=30).returncode == 0

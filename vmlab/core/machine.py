@@ -95,7 +95,7 @@ class Machine:
             self.lab = lab
             lab_mount = self.lab_mount = self.mount or _attach(lab)
             self.backing = lab_mount.backing if lab_mount else lab
-            self.io = _guard(lab, lab_mount, io_timeout)
+            self.io = _guard(lab, lab_mount, self.mount is not None, io_timeout)
             self.swap_path, header = _new_swap_file(lab, (slots + 1) * PAGE)
             self.swap = SwapDisk(self.swap_path, header=header)
             self._scratch = mmap.mmap(-1, PAGE)     # page-aligned, for O_DIRECT
@@ -264,12 +264,14 @@ def _attach(lab: str) -> vmlab_fs.Mount | None:
         return None
 
 
-def _guard(lab: str, mount: vmlab_fs.Mount | None, timeout: float | None) -> LabIO:
+def _guard(lab: str, mount: vmlab_fs.Mount | None, ours: bool, timeout: float | None) -> LabIO:
     """The I/O guard: on a vmlab mount, a watchdog that aborts requests
-    stuck longer than ``timeout``; on a plain directory, no watchdog."""
+    stuck longer than ``timeout`` (killing the daemon only as a last resort,
+    and only if ``ours``: a mount this Machine started); on a plain
+    directory, no watchdog."""
     if mount is None:
         return LabIO(lab, None, lambda: None)
-    conn, pid = vmlab_fs.connection(lab), mount.pid
+    conn, pid = vmlab_fs.connection(lab), mount.pid if ours else None
     return LabIO(lab, timeout, lambda: vmlab_fs.abort(conn, pid))
 
 
