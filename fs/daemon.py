@@ -13,9 +13,10 @@ import logging
 import os
 import sys
 import tempfile
+from typing import Callable
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m vmlab_fs.daemon")
     ap.add_argument("backing")
     ap.add_argument("mountpoint")
@@ -24,33 +25,35 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log", help="where stderr goes once mounted (default: stays)")
     ap.add_argument("--minimal", action="store_true",
                     help="serve the bare passthrough vmlab bench compares against")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
-    from vmlab_fs.control import ControlError, parse_latency
-    try:
-        parse_latency(args.latency)
-    except ControlError as e:
-        print(f"vmlab: {e}", file=sys.stderr)
-        return 2
-    from vmlab_fs.labfs import LabFS
-    from vmlab_fs.libfuse import mfusepy
 
-    mounted = []
-    # Until the mount is live, libfuse's own messages (the real cause of a
-    # failure) are caught here, to be passed on in one line.
-    setup_err = tempfile.TemporaryFile()
-    saved_stderr = os.dup(2)
-    os.dup2(setup_err.fileno(), 2)
+class _SetupStderr:
+    """Until the mount is live, libfuse's own messages (the real cause of a
+    failure) are caught, to be passed on in one line; then stderr is back."""
 
-    def restore_stderr() -> None:
-        if saved_stderr >= 0:
-            os.dup2(saved_stderr, 2)
-            os.close(saved_stderr)
+    def __init__(self) -> None:
+        self.caught = tempfile.TemporaryFile()
+        self.saved = os.dup(2)
+        os.dup2(self.caught.fileno(), 2)
 
+    def restore(self) -> None:
+        if self.saved >= 0:
+            os.dup2(self.saved, 2)
+            os.close(self.saved)
+            self.saved = -1
+
+    def said(self) -> list[str]:
+        self.restore()
+        self.caught.seek(0)
+        return self.caught.read().decode(errors="replace").splitlines()
+
+
+def _ready(args: argparse.Namespace, stderr: _SetupStderr, mounted: list) -> Callable[[], None]:
+    """What to do once the mount is live: say so (status fd, or a line),
+    then send stderr to ``--log``."""
     def ready() -> None:
-        nonlocal saved_stderr
-        restore_stderr()
-        saved_stderr = -1
+        stderr.restore()
         mounted.append(True)
         if args.status_fd >= 0:
             os.write(args.status_fd, f"ready {os.getpid()}\n".encode())
@@ -62,13 +65,29 @@ def main(argv: list[str] | None = None) -> int:
             log = os.open(args.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             os.dup2(log, 2)
             os.close(log)
+    return ready
 
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve the mount until it is unmounted; 0 then, 1 if it never came
+    up (with libfuse's reason), 2 for bad arguments."""
+    args = _parse(argv)
+    from vmlab_fs.control import ControlError, parse_latency
+    try:
+        parse_latency(args.latency)
+    except ControlError as e:
+        print(f"vmlab: {e}", file=sys.stderr)
+        return 2
+    from vmlab_fs.labfs import LabFS
+    from vmlab_fs.libfuse import mfusepy
+    from vmlab_fs.minimal import MinimalFS
+
+    mounted: list = []
+    stderr = _SetupStderr()
+    ready = _ready(args, stderr, mounted)
     logging.basicConfig(level=logging.WARNING, format="vmlab-fs: %(message)s")
-    if args.minimal:
-        from vmlab_fs.minimal import MinimalFS
-        ops = MinimalFS(args.backing, on_ready=ready)
-    else:
-        ops = LabFS(args.backing, args.latency, on_ready=ready)
+    ops = (MinimalFS(args.backing, on_ready=ready) if args.minimal
+           else LabFS(args.backing, args.latency, on_ready=ready))
     fsname = ops.root if "," not in ops.root else "vmlab"
     try:
         mfusepy.FUSE(ops, args.mountpoint, raw_fi=True, foreground=True, nothreads=True,
@@ -76,10 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as e:
         if mounted:     # libfuse reports the signal that ended the loop (Ctrl-C, TERM)
             return 0
-        restore_stderr()
-        setup_err.seek(0)
-        said = setup_err.read().decode(errors="replace").splitlines()
-        print(f"vmlab: {mount_failure(args.mountpoint, said, e)}", file=sys.stderr)
+        print(f"vmlab: {mount_failure(args.mountpoint, stderr.said(), e)}", file=sys.stderr)
         return 1
     return 0
 

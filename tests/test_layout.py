@@ -121,3 +121,14 @@ def test_the_reader_sees_the_whole_house():
     assert {"vmlab.core.fault", "vmlab.core.machine", "vmlab.front.cli", "vmlab.replay.traces",
             "vmlab_fs.labfs", "vmlab_swapdisk.disk"} <= set(mods)
     assert "vmlab.core.machine" in graph()["vmlab"]        # the public face is the core's
+
+
+def test_no_function_is_longer_than_50_lines():
+    long = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 50:
+                    long.append(f"{name}.{node.name}: {lines} lines")
+    assert not long, long

@@ -145,7 +145,10 @@ def test_three_independent_counts_of_the_swap_io_agree(lab_machine):
     lab = (files1[swap].reads - files0[swap].reads, files1[swap].writes - files0[swap].writes)
     host = host_page_io(lab1["requests"] - lab0["requests"], io0, io1)
     assert vm[0] > 300 and vm[1] > 300
-    assert vm == lab == (host["reads"], host["writes"])
+    assert vm == lab, (vm, lab)
+    # Writes exactly; reads may run ahead by FORGET notices the kernel sends
+    # when it drops an inode from its cache: read from /dev/fuse, never answered.
+    assert host["writes"] == lab[1] and 0 <= host["reads"] - lab[0] <= 3, (vm, lab, host)
     assert lab1["requests"] - lab0["requests"] == sum(vm)   # one request per page, nothing else
 
 

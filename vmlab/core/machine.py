@@ -48,19 +48,7 @@ class Machine:
                  lab: str | None = None, stack_max: int = STACK_MAX,
                  phys_base: int = PHYS_BASE, seed: int = 0, latency: str = "none",
                  io_timeout: float | None = 10.0) -> None:
-        _positive_int(frames, "frames")
-        _positive_int(stack_max, "stack_max")
-        _positive_int(phys_base, "phys_base")
-        if phys_base & (PAGE - 1) or phys_base > 1 << 47:
-            raise ValueError(f"phys_base must be page-aligned and below 2**47, not {phys_base:#x}")
-        if not isinstance(swap_mb, (int, float)) or isinstance(swap_mb, bool) or not 0 < swap_mb <= 1 << 20:
-            raise ValueError(f"swap_mb must be a positive number of MiB, not {swap_mb!r}")
-        slots = int(swap_mb * (1 << 20)) // PAGE - 1
-        if slots < 1:
-            raise ValueError(f"swap_mb={swap_mb} is too small for one slot")
-        if io_timeout is not None and (not isinstance(io_timeout, (int, float))
-                                       or isinstance(io_timeout, bool) or io_timeout <= 0):
-            raise ValueError(f"io_timeout must be a positive number of seconds or None, not {io_timeout!r}")
+        slots = _check_args(frames, stack_max, phys_base, swap_mb, io_timeout)
         self.phys_base, self.stack_max = phys_base, stack_max
         self.stat = new_counters()
         self.costs = FaultCosts()
@@ -86,17 +74,8 @@ class Machine:
         try:
             self.policy = make_policy(policy, self.frames.frames, seed)
             self.touch = self.policy.touched if self.policy.wants_touch else None
-            if lab is None:
-                self._mount_cm = vmlab_fs.mount(latency=latency)
-                self.mount = self._mount_cm.__enter__()
-                lab = self.mount.path
-            elif not os.path.isdir(lab):
-                raise ValueError(f"lab {lab!r} is not a directory (mount one with 'vmlab mount')")
-            self.lab = lab
-            lab_mount = self.lab_mount = self.mount or _attach(lab)
-            self.backing = lab_mount.backing if lab_mount else lab
-            self.io = _guard(lab, lab_mount, self.mount is not None, io_timeout)
-            self.swap_path, header = _new_swap_file(lab, (slots + 1) * PAGE)
+            self._open_lab(lab, latency, io_timeout)
+            self.swap_path, header = _new_swap_file(self.lab, (slots + 1) * PAGE)
             self.swap = SwapDisk(self.swap_path, header=header)
             self._scratch = mmap.mmap(-1, PAGE)     # page-aligned, for O_DIRECT
             self.bounce = memoryview(self._scratch)
@@ -104,6 +83,20 @@ class Machine:
             self._teardown()
             raise
         atexit.register(self._close_at_exit)
+
+    def _open_lab(self, lab: str | None, latency: str, io_timeout: float | None) -> None:
+        """Mount an embedded lab (``lab=None``) or take the one given; set
+        ``lab``, ``backing``, ``lab_mount`` and the I/O guard."""
+        if lab is None:
+            self._mount_cm = vmlab_fs.mount(latency=latency)
+            self.mount = self._mount_cm.__enter__()
+            lab = self.mount.path
+        elif not os.path.isdir(lab):
+            raise ValueError(f"lab {lab!r} is not a directory (mount one with 'vmlab mount')")
+        self.lab = lab
+        lab_mount = self.lab_mount = self.mount or _attach(lab)
+        self.backing = lab_mount.backing if lab_mount else lab
+        self.io = _guard(lab, lab_mount, self.mount is not None, io_timeout)
 
     # -- processes ----------------------------------------------------------
 
@@ -249,6 +242,26 @@ class Machine:
     def __repr__(self) -> str:
         return (f"<Machine frames={len(self.frames.frames)} policy={self.policy.name} "
                 f"lab={self.lab} processes={len(self.procs)}>")
+
+
+def _check_args(frames: Any, stack_max: Any, phys_base: Any, swap_mb: Any,
+                io_timeout: Any) -> int:
+    """The swap slots ``swap_mb`` holds; ValueError for any argument that
+    is not what ``Machine`` takes."""
+    _positive_int(frames, "frames")
+    _positive_int(stack_max, "stack_max")
+    _positive_int(phys_base, "phys_base")
+    if phys_base & (PAGE - 1) or phys_base > 1 << 47:
+        raise ValueError(f"phys_base must be page-aligned and below 2**47, not {phys_base:#x}")
+    if not isinstance(swap_mb, (int, float)) or isinstance(swap_mb, bool) or not 0 < swap_mb <= 1 << 20:
+        raise ValueError(f"swap_mb must be a positive number of MiB, not {swap_mb!r}")
+    slots = int(swap_mb * (1 << 20)) // PAGE - 1
+    if slots < 1:
+        raise ValueError(f"swap_mb={swap_mb} is too small for one slot")
+    if io_timeout is not None and (not isinstance(io_timeout, (int, float))
+                                   or isinstance(io_timeout, bool) or io_timeout <= 0):
+        raise ValueError(f"io_timeout must be a positive number of seconds or None, not {io_timeout!r}")
+    return slots
 
 
 def _positive_int(v: Any, name: str) -> None:

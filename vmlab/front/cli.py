@@ -74,29 +74,43 @@ def _policy_list(text: str) -> list[str]:
     return list(dict.fromkeys(parts))
 
 
+LATENCY_HELP = "none, ssd, hdd, <N>us or <N>ms (default none)"
+
+
 def build_parser() -> Parser:
+    """The parser: one sub-command each, each defined by its own function below."""
     p = Parser(prog="vmlab", description="A virtual memory lab on a FUSE filesystem "
                "that shows every page-in and write-back as real I/O.")
     p.add_argument("--version", action="version", version=f"vmlab {__version__}")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
+    for define in (_demo_args, _mount_args, _umount_args, _stat_args, _mkswap_args,
+                   _trace_args, _run_args, _bench_args):
+        define(sub)
+    return p
 
+
+def _demo_args(sub) -> None:
     d = sub.add_parser("demo", help="run the lab's demonstration on an embedded mount")
-    d.add_argument("--latency", type=_latency, default="none",
-                   help="none, ssd, hdd, <N>us or <N>ms (default none)")
+    d.add_argument("--latency", type=_latency, default="none", help=LATENCY_HELP)
 
+
+def _mount_args(sub) -> None:
     m = sub.add_parser("mount", help="mount the lab filesystem at MNT")
     m.add_argument("mountpoint", metavar="MNT")
     m.add_argument("--backing", metavar="DIR",
                    help="directory holding the files (default: a new one under /var/tmp)")
-    m.add_argument("--latency", type=_latency, default="none",
-                   help="none, ssd, hdd, <N>us or <N>ms (default none)")
+    m.add_argument("--latency", type=_latency, default="none", help=LATENCY_HELP)
     m.add_argument("--foreground", action="store_true", help="stay attached; Ctrl-C unmounts")
     m.add_argument("--force", action="store_true",
                    help="mount over a non-empty directory or an existing mount")
 
+
+def _umount_args(sub) -> None:
     u = sub.add_parser("umount", help="unmount a lab filesystem and stop its daemon")
     u.add_argument("mountpoint", metavar="MNT")
 
+
+def _stat_args(sub) -> None:
     s = sub.add_parser("stat", help="print a mount's request counters")
     s.add_argument("mountpoint", metavar="MNT")
     s.add_argument("--json", action="store_true", help="one JSON object")
@@ -104,11 +118,16 @@ def build_parser() -> Parser:
                    help="print a line of deltas every S seconds, like vmstat")
     s.add_argument("--count", type=_count, metavar="N", help="stop after N lines")
 
+
+def _mkswap_args(sub) -> None:
     k = sub.add_parser("mkswap", help="create a swap file (Linux SWAPSPACE2 format)")
     k.add_argument("path", metavar="PATH")
     k.add_argument("--size", type=_size, required=True, help="e.g. 64M")
     k.add_argument("--label", default="vmlab")
     k.add_argument("--force", action="store_true", help="overwrite a file that is not swap")
+
+
+def _trace_args(sub) -> None:
     t = sub.add_parser("trace", help="replay a memory trace under page replacement policies")
     t.add_argument("file", metavar="FILE", help="trace file, or - for standard input")
     t.add_argument("--format", choices=["auto", "refs", "lackey"], default="auto",
@@ -121,6 +140,9 @@ def build_parser() -> Parser:
     t.add_argument("--plot", metavar="PNG", help="draw faults against frames per policy")
     t.add_argument("--vm", action="store_true", help="also replay through a real Machine")
     t.add_argument("--lab", metavar="MNT", help="with --vm: an existing vmlab mount")
+
+
+def _run_args(sub) -> None:
     r = sub.add_parser("run", help="run a lab scenario from demo/ (--list shows them)")
     r.add_argument("scenario", metavar="SCENARIO", nargs="?")
     r.add_argument("--list", action="store_true", help="list the scenarios")
@@ -135,15 +157,18 @@ def build_parser() -> Parser:
                    help="print a vmstat-style line every S seconds (default 1)")
     w.add_argument("--live", type=_seconds, nargs="?", const=0.5, metavar="S",
                    help="show the frame table and counters, refreshed every S seconds")
-    r.add_argument("--maps", type=_count, metavar="PID", help="print /proc/PID/maps as PID exits")
-    r.add_argument("--smaps", type=_count, metavar="PID", help="print /proc/PID/smaps as PID exits")
+    r.add_argument("--maps", type=_count, metavar="PID",
+                   help="print /proc/PID/maps before each munmap and as PID exits")
+    r.add_argument("--smaps", type=_count, metavar="PID",
+                   help="print /proc/PID/smaps before each munmap and as PID exits")
     r.add_argument("--swaps", action="store_true", help="print /proc/swaps as each process exits")
     r.add_argument("--json", action="store_true", help="the result as one JSON object")
 
+
+def _bench_args(sub) -> None:
     b = sub.add_parser("bench", help="measure vmlab against the kernel, bare FUSE and plain loops")
     b.add_argument("--json", action="store_true", help="the figures as one JSON object")
     b.add_argument("--quick", action="store_true", help="smaller runs (a few seconds)")
-    return p
 
 
 # -- commands ---------------------------------------------------------------

@@ -26,6 +26,8 @@ def run_scenario(name: str, frames: int | None = None, policy: str = "clock",
                  latency: str = "none", lab: str | None = None, seed: int = 0,
                  watch: tuple[str, float] | None = None, show: dict[str, Any] | None = None,
                  as_json: bool = False) -> int:
+    """Run scenario ``name`` on a fresh Machine and report; returns the exit
+    status (0 ok, 1 the scenario failed, 2 a view asked for a pid that never ran)."""
     sc = REGISTRY[name]
     frames = frames or sc.frames
     show = show or {}
@@ -40,17 +42,8 @@ def run_scenario(name: str, frames: int | None = None, policy: str = "clock",
                   f"lab {m.lab}", flush=True)
         m.exit_hooks.append(lambda p: (seen.add(p.pid), _show(m, p, show, "at exit")))
         m.munmap_hooks.append(lambda p, a: _show(m, p, show, f"before munmap({a:#x})", swaps=False))
-        error = None
         views = ThreeViews(m) if watch and watch[0] == "vmstat" and m.lab_mount else None
-        try:
-            if watch:
-                from vmlab.front.live import Watcher
-                with Watcher(m, watch[1], watch[0]):
-                    lines = sc.run(m)
-            else:
-                lines = sc.run(m)
-        except (ScenarioFailed, VMError) as e:
-            lines, error = [], f"{type(e).__name__}: {e}"
+        lines, error = _run_watched(sc, m, watch)
         seen |= set(m.procs)
         stats, costs = m.vmstat(), m.fault_costs()
         if views and not as_json:
@@ -61,21 +54,36 @@ def run_scenario(name: str, frames: int | None = None, policy: str = "clock",
                           "frames": frames, "policy": policy, "seconds": round(seconds, 3),
                           "vmstat": stats, "fault_costs": costs}))
         return 0 if error is None else 1
-    for line in lines:
-        print(f"  {line}")
-    print("  " + "  ".join(f"{k} {stats[k]}" for k in SHOWN))
-    print("  fault costs: " + " | ".join(f"{case} {c['count']} x median {c['median_ns'] / 1000:.1f} us"
-                                         for case, c in costs.items()))
+    _report(lines, stats, costs, error, seconds)
     if error:
-        print(f"FAILED: {error}")
         return 1
-    print(f"ok ({seconds:.2f} s)")
     missing = [f"--{v} {pid}" for v in ("maps", "smaps") if (pid := show.get(v)) and pid not in seen]
     if missing:
         print(f"vmlab: error: {', '.join(missing)}: no such process in {name} "
               f"(its pids: {', '.join(map(str, sorted(seen)))})", file=sys.stderr)
         return 2
     return 0
+
+
+def _run_watched(sc, m: Machine, watch: tuple[str, float] | None) -> tuple[list[str], str | None]:
+    """The scenario's report lines and its error (None if it passed), watched live if asked."""
+    try:
+        if watch:
+            from vmlab.front.live import Watcher
+            with Watcher(m, watch[1], watch[0]):
+                return sc.run(m), None
+        return sc.run(m), None
+    except (ScenarioFailed, VMError) as e:
+        return [], f"{type(e).__name__}: {e}"
+
+
+def _report(lines: list[str], stats: dict, costs: dict, error: str | None, seconds: float) -> None:
+    for line in lines:
+        print(f"  {line}")
+    print("  " + "  ".join(f"{k} {stats[k]}" for k in SHOWN))
+    print("  fault costs: " + " | ".join(f"{case} {c['count']} x median {c['median_ns'] / 1000:.1f} us"
+                                         for case, c in costs.items()))
+    print(f"FAILED: {error}" if error else f"ok ({seconds:.2f} s)")
 
 
 class ThreeViews:
