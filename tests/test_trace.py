@@ -248,3 +248,13 @@ def test_plot_without_matplotlib_says_what_to_install(tmp_path, monkeypatch, cap
     err = capsys.readouterr().err
     assert "pip install 'vmlab[plot]'" in err and err.count("\n") == 1
     assert not (tmp_path / "b.png").exists()
+
+
+def test_policy_only_replay_imports_no_machine(tmp_path):
+    """vmlab trace without --vm never loads the VM, the lab or psutil."""
+    path = write(tmp_path, "b.txt", " ".join(map(str, BELADY)))
+    code = ("import sys\nfrom vmlab.front.cli import main\n"
+            f"assert main(['trace', {path!r}, '--frames', '3', '--json']) == 0\n"
+            "print(sorted(m for m in ('vmlab.core.machine', 'vmlab_fs', 'psutil') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip().splitlines()[-1] == "[]", r.stdout + r.stderr

@@ -10,10 +10,24 @@ a FUSE filesystem it mounts itself, so every major fault is real, visible I/O.
 
 __version__ = "0.2.0"
 
-from vmlab.core.errors import (BusError, LabError, MapError, OutOfMemory, PageIOError,  # noqa: E402
-                               SegFault, VMError, WriteBackError)
-from vmlab.core.machine import Machine  # noqa: E402
-from vmlab.core.process import Process  # noqa: E402
+# The public names, imported on first use (PEP 562): a command that needs no
+# Machine (vmlab trace, vmlab --version) never loads the VM or the lab.
+_PUBLIC = {
+    "Machine": "vmlab.core.machine", "Process": "vmlab.core.process",
+    **dict.fromkeys(("BusError", "LabError", "MapError", "OutOfMemory", "PageIOError",
+                     "SegFault", "VMError", "WriteBackError"), "vmlab.core.errors"),
+}
+__all__ = sorted(_PUBLIC)
 
-__all__ = ["BusError", "LabError", "Machine", "MapError", "OutOfMemory", "PageIOError", "Process",
-           "SegFault", "VMError", "WriteBackError"]
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        import importlib
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'vmlab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_PUBLIC))
