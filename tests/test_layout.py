@@ -134,3 +134,27 @@ def test_no_function_is_longer_than_50_lines():
                 if lines > 50:
                     long.append(f"{name}.{node.name}: {lines} lines")
     assert not long, long
+
+
+DATA_MODEL = {"vmlab.core.page", "vmlab.core.frame", "vmlab.core.filemap"}
+
+
+def test_type_only_imports_only_between_data_model_classes():
+    """A PTE names its frame and a frame its PTEs (a circle of types, no more)."""
+    mods = modules()
+    typing_only = [f"{n} -> {t}" for n, p in mods.items()
+                   for t, typing in imports(n, p, set(mods)).items()
+                   if typing and not (n in DATA_MODEL and t in DATA_MODEL)]
+    assert not typing_only, typing_only
+
+
+def test_the_fault_and_reclaim_paths_state_their_contracts():
+    """xv6's way: every function opens with what it needs, guarantees and raises, in two lines or fewer."""
+    missing = []
+    for name in ("vmlab.core.fault", "vmlab.core.reclaim", "vmlab.core.mm"):
+        for node in ast.walk(ast.parse(modules()[name].read_text())):
+            if isinstance(node, ast.FunctionDef):
+                doc = ast.get_docstring(node)
+                if not doc or doc.split("\n\n")[0].count("\n") > 1:
+                    missing.append(f"{name}.{node.name}")
+    assert not missing, missing

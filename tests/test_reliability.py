@@ -238,12 +238,12 @@ def test_swap_in_through_the_bounce_page_with_swap_writes_failing(machine, share
     with pytest.raises(OutOfMemory):
         p.read(A, 1)                                         # page 0 is in swap
     assert not p.alive and p.exit_status == -1 and m.vmstat()["oom_kills"] == 1
-    assert set(m.slot_rmap) == {1, 2} and m.vmstat()["swap_used"] == 2
+    assert set(m.mm.slot_users) == {1, 2} and m.vmstat()["swap_used"] == 2
     shared_lab.control("clear")
     assert intact(child, 4)                                  # nothing lost
     child.exit(0)
     s = m.vmstat()
-    assert s["swap_used"] == 0 and s["nr_free_frames"] == 2 and not m.slot_rmap
+    assert s["swap_used"] == 0 and s["nr_free_frames"] == 2 and not m.mm.slot_users
 
 
 def test_a_hung_mount_it_did_not_start_is_aborted_not_killed(tmp_path):

@@ -358,7 +358,7 @@ class VMModel(RuleBasedStateMachine):
                       "writeback_errors", "segfaults"):
                 SEEN[k] += s[k]
             assert s["nr_free_frames"] == s["nr_frames"] and s["swap_used"] == 0
-            assert not self.m.pagecache and not self.m.slot_rmap
+            assert not self.m.mm.pagecache and not self.m.mm.slot_users
         finally:
             self.m.close()
             for fm in self.files:

@@ -63,10 +63,16 @@ class FrameTable:
     def alloc(self) -> Frame | None:
         return self.frames[heapq.heappop(self._free)] if self._free else None
 
-    def free(self, frame: Frame) -> None:
+    @staticmethod
+    def reset(frame: Frame) -> None:
+        """Make ``frame`` empty: no mappings, clean, unpinned, no file."""
         frame.rmap.clear()
         frame.pinned = frame.dirty = False
         frame.file = None
+
+    def free(self, frame: Frame) -> None:
+        """Empty ``frame`` and put it back on the free list."""
+        self.reset(frame)
         heapq.heappush(self._free, frame.index)
 
     @property

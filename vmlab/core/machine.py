@@ -18,19 +18,18 @@ import contextlib
 import mmap
 import os
 import sys
-from typing import Any, Callable
+from typing import Any
 
 import vmlab_fs
-from vmlab_swapdisk import SwapDisk, SwapHeader, mkswap
-from vmlab.core.errors import LabError, MapError, OutOfMemory, PageIOError, VMError, WriteBackError
-from vmlab.core.filemap import MappedFile
+from vmlab.core.errors import LabError, OutOfMemory, PageIOError, VMError, WriteBackError
+from vmlab.core.frame import FrameTable
 from vmlab.core.labio import LabIO
-from vmlab.core.frame import Frame, FrameTable
-from vmlab.core.page import PAGE, Pte
+from vmlab.core.mm import MM
+from vmlab.core.page import PAGE
 from vmlab.core.policy import make_policy
 from vmlab.core.process import Process
-from vmlab.core.reclaim import flush_unmapped
-from vmlab.core.stats import FaultCosts, new_counters
+from vmlab.core.reclaim import flush_orphans
+from vmlab_swapdisk import SwapDisk, SwapHeader, mkswap
 
 PHYS_BASE = 0xC0000000
 STACK_MAX = 8 << 20
@@ -42,6 +41,7 @@ class Machine:
 
     ``lab=None`` mounts a lab filesystem in a temporary directory (removed on
     close); ``lab="/mnt/lab"`` uses an existing mount (``vmlab mount``).
+    The tables the fault path works on are ``mm``'s (``vmlab.core.mm``).
     """
 
     def __init__(self, frames: int = 16, policy: str = "clock", swap_mb: float = 4,
@@ -49,36 +49,29 @@ class Machine:
                  phys_base: int = PHYS_BASE, seed: int = 0, latency: str = "none",
                  io_timeout: float | None = 10.0) -> None:
         slots = _check_args(frames, stack_max, phys_base, swap_mb, io_timeout)
-        self.phys_base, self.stack_max = phys_base, stack_max
-        self.stat = new_counters()
-        self.costs = FaultCosts()
-        self.reclaim_ns = 0                 # time spent evicting, all faults together
-        self.procs: dict[int, Process] = {}
-        self.files: dict[tuple[int, int], MappedFile] = {}
-        self.pagecache: dict[tuple[Any, int, int], Frame] = {}
-        self.slot_rmap: dict[int, list[Pte]] = {}
-        self.unmapped_dirty: set[Frame] = set()   # file pages whose write-back failed at munmap
-        self._next_pid = 1
-        self.exit_hooks: list[Callable[[Process], None]] = []   # see each process just before it goes
-        self.munmap_hooks: list[Callable[[Process, int], None]] = []   # ... and each munmap
         self._closed = False
         self._mount_cm = None
         self.mount: vmlab_fs.Mount | None = None       # the embedded mount, if this Machine made it
         self.lab_mount: vmlab_fs.Mount | None = None   # the vmlab mount in use (None: a plain directory)
-        self.io: LabIO | None = None
+        self.swap_path = ""
+        self._scratch: mmap.mmap | None = None
         try:
-            self.frames = FrameTable(frames)
+            table = FrameTable(frames)
         except (OSError, MemoryError, OverflowError) as e:
             raise OutOfMemory(f"cannot allocate {frames} frames ({frames * PAGE} bytes): "
                               f"{getattr(e, 'strerror', None) or e}") from None
         try:
-            self.policy = make_policy(policy, self.frames.frames, seed)
-            self.touch = self.policy.touched if self.policy.wants_touch else None
+            chosen = make_policy(policy, table.frames, seed)
+        except BaseException:
+            table.close()
+            raise
+        self.mm = MM(table, chosen, phys_base, stack_max)
+        try:
             self._open_lab(lab, latency, io_timeout)
             self.swap_path, header = _new_swap_file(self.lab, (slots + 1) * PAGE)
-            self.swap = SwapDisk(self.swap_path, header=header)
+            self.mm.swap = SwapDisk(self.swap_path, header=header)
             self._scratch = mmap.mmap(-1, PAGE)     # page-aligned, for O_DIRECT
-            self.bounce = memoryview(self._scratch)
+            self.mm.bounce = memoryview(self._scratch)
         except BaseException:
             self._teardown()
             raise
@@ -96,54 +89,27 @@ class Machine:
         self.lab = lab
         lab_mount = self.lab_mount = self.mount or _attach(lab)
         self.backing = lab_mount.backing if lab_mount else lab
-        self.io = _guard(lab, lab_mount, self.mount is not None, io_timeout)
+        self.mm.io = _guard(lab, lab_mount, self.mount is not None, io_timeout)
+
+    # -- what the machine shows (owned by mm) ------------------------------------
+
+    frames = property(lambda self: self.mm.frames, doc="The frame table.")
+    policy = property(lambda self: self.mm.policy, doc="The replacement policy.")
+    swap = property(lambda self: self.mm.swap, doc="The swap device on the lab.")
+    procs = property(lambda self: self.mm.procs, doc="Live processes by pid.")
+    exit_hooks = property(lambda self: self.mm.exit_hooks,
+                          doc="Callables that see each process just before it goes.")
+    munmap_hooks = property(lambda self: self.mm.munmap_hooks,
+                            doc="Callables that see each munmap before it happens.")
 
     # -- processes ----------------------------------------------------------
 
     def spawn(self) -> Process:
         """A new process: an empty address space with one stack page, esp = PHYS_BASE."""
         self._check_open()
-        return self._new_process()
-
-    def _new_process(self) -> Process:
-        p = Process(self, self._next_pid)
-        self._next_pid += 1
-        self.procs[p.pid] = p
+        p = Process(self.mm, self.mm.new_pid())
+        self.mm.add_process(p)
         return p
-
-    def _reap(self, p: Process) -> None:
-        self.procs.pop(p.pid, None)
-
-    # -- files --------------------------------------------------------------
-
-    def open_file(self, path: str) -> MappedFile:
-        """The machine's one descriptor for ``path`` (shared by its mappings)."""
-        self._check_open()
-        f = MappedFile(path)
-        known = self.files.get(f.key)
-        if known is not None:
-            f.close()
-            f = known
-        else:
-            self.files[f.key] = f
-        f.users += 1
-        return f
-
-    def close_file(self, f: MappedFile) -> None:
-        f.users -= 1
-        if f.users == 0:
-            del self.files[f.key]
-            f.close()
-
-    def read_head(self, f: MappedFile) -> bytes:
-        """The first page of a file, in one read (an executable's headers)."""
-        try:
-            with self.io:
-                f.read_page(0, min(PAGE, f.size), self.bounce)
-            self.stat["elf_header_reads"] += 1
-            return bytes(self.bounce[:min(PAGE, f.size)])
-        except PageIOError as e:
-            raise MapError(f"cannot read {f.path}: {e}") from None
 
     # -- figures ------------------------------------------------------------
 
@@ -154,24 +120,25 @@ class Machine:
         'pgpgin': 48, 'pgpgout': 40, 'zero_faults': 20, ..., 'pgscan': 11,
         'pgsteal': 10, 'nr_free_frames': 0}``
         """
-        out = dict(self.stat)
+        mm = self.mm
+        out = dict(mm.stat)
         out["file_faults"] = out["elf_faults"] + out["mmap_faults"]
         out["pgsteal"] = out["evictions"]          # Linux's name: pages reclaimed
-        out["nr_frames"] = len(self.frames.frames)
-        out["nr_free_frames"] = self.frames.nr_free
-        out["swap_slots"] = self.swap.slots
-        out["swap_used"] = self.swap.used
-        out["nr_processes"] = len(self.procs)
-        out["nr_unmapped_dirty"] = len(self.unmapped_dirty)
+        out["nr_frames"] = len(mm.frames.frames)
+        out["nr_free_frames"] = mm.frames.nr_free
+        out["swap_slots"] = mm.swap.slots
+        out["swap_used"] = mm.swap.used
+        out["nr_processes"] = len(mm.procs)
+        out["nr_unmapped_dirty"] = len(mm.orphans)
         return out
 
     def fault_costs(self) -> dict[str, dict[str, int]]:
         """Per fault case: ``{'swap': {'count': 10, 'median_ns': 61000, 'p99_ns': 98000}, ...}``."""
-        return self.costs.summary()
+        return self.mm.costs.summary()
 
     def swaps(self) -> str:
         """``/proc/swaps``."""
-        return self.swap.swaps_line(header=True)
+        return self.mm.swap.swaps_line(header=True)
 
     # -- lifetime -----------------------------------------------------------
 
@@ -181,19 +148,20 @@ class Machine:
 
     def close(self) -> None:
         """Exit every process (writing back dirty shared pages), remove the
-        swap file, and unmount the embedded lab filesystem if there is one."""
+        swap file, and unmount the embedded lab filesystem if there is one.
+        Raises WriteBackError for dirty file pages that could not be written."""
         if self._closed:
             return
         self._closed = True
         atexit.unregister(self._close_at_exit)
         errors: list[str] = []
         try:
-            for p in list(self.procs.values()):
+            for p in list(self.mm.procs.values()):
                 try:
                     p.exit(0)
                 except (WriteBackError, PageIOError) as e:
                     errors.append(str(e))
-            errors += [str(e) for e in flush_unmapped(self)]
+            errors += [str(e) for e in flush_orphans(self.mm)]
         finally:
             self._teardown()
         if errors:
@@ -209,26 +177,30 @@ class Machine:
     def _teardown(self) -> None:
         """Release everything; each step runs even if one before it failed
         (a dead mount fails every close), and the unmount always comes last."""
+        mm = getattr(self, "mm", None)
         steps = []
-        if self.io is not None:
-            steps.append(self.io.close)
-        steps += [f.close for f in self.files.values()]
-        if getattr(self, "swap", None) is not None:
-            steps.append(self.swap.close)
-        if getattr(self, "swap_path", None):
+        if mm is not None:
+            if mm.io is not None:
+                steps.append(mm.io.close)
+            steps += [f.close for f in mm.files.values()]
+            if mm.swap is not None:
+                steps.append(mm.swap.close)
+            if mm.bounce is not None:
+                steps.append(mm.bounce.release)
+            steps.append(mm.frames.close)
+        if self.swap_path:
             steps.append(lambda: os.unlink(self.swap_path))
-        if getattr(self, "_scratch", None) is not None:
-            steps += [self.bounce.release, self._scratch.close]
-        if self.frames.frames:
-            steps.append(self.frames.close)
+        if self._scratch is not None:
+            steps.append(self._scratch.close)
         for step in steps:
             try:
                 step()
             except (OSError, BufferError):
                 pass    # a dead mount, or a view still held by a traceback
-        self.files.clear()
-        self.pagecache.clear()
-        self.slot_rmap.clear()
+        if mm is not None:
+            mm.files.clear()
+            mm.pagecache.clear()
+            mm.slot_users.clear()
         if self._mount_cm is not None:
             cm, self._mount_cm = self._mount_cm, None
             cm.__exit__(None, None, None)
@@ -240,8 +212,8 @@ class Machine:
         self.close()
 
     def __repr__(self) -> str:
-        return (f"<Machine frames={len(self.frames.frames)} policy={self.policy.name} "
-                f"lab={self.lab} processes={len(self.procs)}>")
+        return (f"<Machine frames={len(self.mm.frames.frames)} policy={self.mm.policy.name} "
+                f"lab={self.lab} processes={len(self.mm.procs)}>")
 
 
 def _check_args(frames: Any, stack_max: Any, phys_base: Any, swap_mb: Any,

@@ -11,12 +11,11 @@ process uses, not with the size of its mappings.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from vmlab.core.filemap import MappedFile
     from vmlab.core.frame import Frame
-    from vmlab.core.process import Process
 
 PAGE = 4096
 PAGE_SHIFT = 12
@@ -74,10 +73,25 @@ class Pte:
     (``Process.read``/``write``) and cleared by reclaim.
     """
 
-    proc: "Process"
+    proc: "AddressSpace"
     vpn: int
     frame: "Frame | None" = None
     slot: int | None = None         # swap slot when paged out
     writable: bool = False
     accessed: bool = False
     dirty: bool = False
+
+
+class AddressSpace(Protocol):
+    """What the fault path needs of a process (``Process`` is one): its
+    SPT, its mappings, its stack and stack pointer, and its fault counts."""
+
+    pid: int
+    spt: dict[int, Pte]
+    vmas: list[Vma]
+    stack: Vma
+    esp: int
+    minflt: int
+    majflt: int
+
+    def find_vma(self, addr: int) -> Vma | None: ...

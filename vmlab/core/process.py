@@ -5,16 +5,16 @@ not present or not writable), a stack pointer, fork, mmap and exit."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vmlab.core import fault
 from vmlab.core.elf import parse_elf
-from vmlab.core.errors import BusError, MapError, OutOfMemory, SegFault, VMError, WriteBackError
+from vmlab.core.errors import (BusError, MapError, OutOfMemory, PageIOError, SegFault, VMError,
+                               WriteBackError)
+from vmlab.core.filemap import MappedFile
+from vmlab.core.mm import MM
 from vmlab.core.page import PAGE, PAGE_MASK, PAGE_SHIFT, Pte, Vma, page_round_up
 from vmlab.core.reclaim import release_pte
-
-if TYPE_CHECKING:
-    from vmlab.core.machine import Machine
 
 PIE_BASE = 0x08000000       # where position-independent executables are loaded
 
@@ -31,6 +31,19 @@ def _check_addr(addr: Any, what: str = "address") -> int:
     if _check_int(addr, what) < 0:
         raise ValueError(f"{what} must be a non-negative int, not {addr!r}")
     return addr
+
+
+def _read_head(mm: MM, f: MappedFile) -> bytes:
+    """The first page of a file, in one read (an executable's headers).
+    Raises MapError if it cannot be read."""
+    n = min(PAGE, f.size)
+    try:
+        with mm.io:
+            f.read_page(0, n, mm.bounce)
+    except PageIOError as e:
+        raise MapError(f"cannot read {f.path}: {e}") from None
+    mm.stat["elf_header_reads"] += 1
+    return bytes(mm.bounce[:n])
 
 
 def _report(failed: list[tuple[Vma, Exception]]) -> None:
@@ -52,11 +65,11 @@ class Process:
     bffff000-c0000000 rw-p 00000000 00:00 0                                  [stack]
     """
 
-    def __init__(self, machine: "Machine", pid: int) -> None:
-        self.machine = machine
+    def __init__(self, mm: MM, pid: int) -> None:
+        self.mm = mm
         self.pid = pid
         self.spt: dict[int, Pte] = {}
-        top = machine.phys_base
+        top = mm.phys_base
         self.stack = Vma(top - PAGE, top, "stack", writable=True)
         self.vmas: list[Vma] = [self.stack]
         self._esp = top
@@ -76,8 +89,8 @@ class Process:
     @esp.setter
     def esp(self, value: int) -> None:
         _check_addr(value, "esp")
-        if value > self.machine.phys_base:
-            raise ValueError(f"esp {value:#x} is above PHYS_BASE ({self.machine.phys_base:#x})")
+        if value > self.mm.phys_base:
+            raise ValueError(f"esp {value:#x} is above PHYS_BASE ({self.mm.phys_base:#x})")
         self._esp = value
 
     @property
@@ -105,8 +118,8 @@ class Process:
         pte.accessed = True
         if write:
             pte.dirty = True
-        if self.machine.touch:
-            self.machine.touch(pte.frame)
+        if self.mm.touch:
+            self.mm.touch(pte.frame)
         return pte.frame.view
 
     def read(self, addr: int, n: int) -> bytes:
@@ -114,8 +127,8 @@ class Process:
         self._check_alive()
         _check_addr(addr)
         _check_addr(n, "length")
-        if addr + n > self.machine.phys_base:
-            self._fault(max(addr, self.machine.phys_base), False)    # a segfault, as the MMU would
+        if addr + n > self.mm.phys_base:
+            self._fault(max(addr, self.mm.phys_base), False)    # a segfault, as the MMU would
         off = addr & PAGE_MASK
         if off + n <= PAGE:                 # within one page: the common case, no buffer
             return bytes(self._translate(addr, False)[off:off + n])
@@ -137,8 +150,8 @@ class Process:
             src = memoryview(data).cast("B")
         except TypeError:
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}") from None
-        if addr + len(src) > self.machine.phys_base:
-            self._fault(max(addr, self.machine.phys_base), True)
+        if addr + len(src) > self.mm.phys_base:
+            self._fault(max(addr, self.mm.phys_base), True)
         n, pos = len(src), 0
         while pos < n:
             a = addr + pos
@@ -160,10 +173,10 @@ class Process:
 
     def _fault(self, addr: int, write: bool) -> Pte:
         try:
-            return fault.handle_fault(self.machine, self, addr, write)
+            return fault.handle_fault(self.mm, self, addr, write)
         except (SegFault, BusError, OutOfMemory) as e:
             kind = {SegFault: "segfaults", BusError: "bus_errors", OutOfMemory: "oom_kills"}
-            self.machine.stat[kind[type(e)]] += 1
+            self.mm.stat[kind[type(e)]] += 1
             self._kill()
             raise
 
@@ -172,9 +185,9 @@ class Process:
     def _check_free(self, start: int, end: int) -> None:
         if start == 0 or start & PAGE_MASK:
             raise MapError(f"address {start:#x} is zero or not page-aligned")
-        if end > self.machine.phys_base:
+        if end > self.mm.phys_base:
             raise MapError(f"range {start:#x}-{end:#x} reaches PHYS_BASE "
-                           f"({self.machine.phys_base:#x})")
+                           f"({self.mm.phys_base:#x})")
         for v in self.vmas:
             if v.start < end and start < v.end:
                 name = v.file.path if v.file else f"[{v.kind}]"
@@ -191,10 +204,10 @@ class Process:
         mapping per PT_LOAD segment; no segment page is read until it faults.
         """
         self._check_alive()
-        m = self.machine
-        f = m.open_file(path)
+        mm = self.mm
+        f = mm.open_file(path)
         try:
-            head = m.read_head(f)
+            head = _read_head(mm, f)
             entry, pie, segs = parse_elf(head, path)
             base = PIE_BASE if pie else 0
             if not segs:
@@ -218,12 +231,12 @@ class Process:
                         raise MapError(f"{path}: segments share the page at {vma.start:#x}")
                 new.append(vma)
         except BaseException:
-            m.close_file(f)
+            mm.put_file(f)
             raise
         for vma in new:
-            f.users += 1
+            mm.hold_file(f)
             self._add_vma(vma)
-        m.close_file(f)             # drop open_file's own reference
+        mm.put_file(f)              # drop open_file's own reference
         return base + entry
 
     def mmap(self, path: str | None, addr: int, length: int | None = None, *,
@@ -241,7 +254,7 @@ class Process:
             raise MapError(f"file offset {offset} is not page-aligned")
         if length is not None and _check_int(length, "length") <= 0:
             raise MapError(f"length must be a positive int, not {length!r}")
-        m = self.machine
+        mm = self.mm
         if path is None:
             if length is None:
                 raise MapError("an anonymous mapping needs a length")
@@ -249,7 +262,7 @@ class Process:
             self._check_free(addr, end)
             self._add_vma(Vma(addr, end, "anon", writable))
             return addr
-        f = m.open_file(os.fspath(path))
+        f = mm.open_file(os.fspath(path))
         try:
             if f.size == 0:
                 raise MapError(f"cannot map {path}: the file is empty")
@@ -260,12 +273,12 @@ class Process:
             end = addr + page_round_up(length if length is not None else f.size - offset)
             self._check_free(addr, end)
         except BaseException:
-            m.close_file(f)
+            mm.put_file(f)
             raise
-        f.users += 1
+        mm.hold_file(f)
         self._add_vma(Vma(addr, end, "mmap", writable, False, not private, f, offset,
                           f.size - offset))
-        m.close_file(f)
+        mm.put_file(f)
         return addr
 
     def munmap(self, addr: int) -> None:
@@ -276,25 +289,25 @@ class Process:
         vma = next((v for v in self.vmas if v.start == addr and v is not self.stack), None)
         if vma is None:
             raise MapError(f"no mapping starts at {addr:#x}")
-        for hook in self.machine.munmap_hooks:
+        for hook in self.mm.munmap_hooks:
             hook(self, addr)
         _report(self._unmap(vma))
 
     def _unmap(self, vma: Vma) -> list[tuple[Vma, Exception]]:
         """Release every page of ``vma``; returns the write-backs that failed
         (their pages stay in memory, dirty, and are retried)."""
-        m = self.machine
+        mm = self.mm
         spt = self.spt
         vpns = ([v for v in spt if vma.start >> PAGE_SHIFT <= v < vma.end >> PAGE_SHIFT]
                 if len(spt) < len(vma.pages) else [v for v in vma.pages if v in spt])
         failed = []
         for vpn in vpns:
-            error = release_pte(m, spt.pop(vpn))
+            error = release_pte(mm, spt.pop(vpn))
             if error is not None:
                 failed.append((vma, error))
         self.vmas.remove(vma)
         if vma.file is not None:
-            m.close_file(vma.file)
+            mm.put_file(vma.file)
         return failed
 
     # -- fork and exit ------------------------------------------------------
@@ -302,31 +315,21 @@ class Process:
     def fork(self) -> "Process":
         """A copy-on-write child: both share every frame read-only until one writes."""
         self._check_alive()
-        m = self.machine
-        child = m._new_process()
+        mm = self.mm
+        child = Process(mm, mm.new_pid())
+        mm.add_process(child)
         child._esp = self._esp
         child.vmas = []
         for v in self.vmas:
             c = Vma(v.start, v.end, v.kind, v.writable, v.executable, v.shared, v.file,
                     v.offset, v.file_bytes)
             if v.file is not None:
-                v.file.users += 1
+                mm.hold_file(v.file)
             child.vmas.append(c)
             if v is self.stack:
                 child.stack = c
         for vpn, pte in self.spt.items():
-            c = child.spt[vpn] = Pte(child, vpn)
-            if pte.frame is not None:
-                f = pte.frame
-                if f.file is None:          # anonymous: copy-on-write from now on
-                    f.dirty = f.dirty or pte.dirty
-                    pte.dirty = False
-                    pte.writable = False
-                c.frame, c.writable = f, pte.writable
-                f.rmap.append(c)
-            else:
-                c.slot = pte.slot
-                m.slot_rmap[pte.slot].append(c)
+            mm.share_page(pte, child.spt.setdefault(vpn, Pte(child, vpn)))
         return child
 
     def exit(self, status: int = 0) -> None:
@@ -353,14 +356,14 @@ class Process:
                 self.exit_status = -1
 
     def _release(self) -> list[tuple[Vma, Exception]]:
-        for hook in self.machine.exit_hooks:
+        for hook in self.mm.exit_hooks:
             hook(self)
         failed = []
         try:
             for vma in list(self.vmas):
                 failed += self._unmap(vma)
         finally:
-            self.machine._reap(self)
+            self.mm.remove_process(self)
         return failed
 
     def _check_alive(self) -> None:

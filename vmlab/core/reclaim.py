@@ -10,181 +10,155 @@ unmapped, so a page shared after fork leaves all its mappers at once.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from vmlab.core.errors import LabError, OutOfMemory, PageIOError
 from vmlab.core.frame import Frame
+from vmlab.core.mm import MM
 from vmlab.core.page import PAGE_KIB, Pte
-
-if TYPE_CHECKING:
-    from vmlab.core.machine import Machine
-
-
-def _needs_swap(f: Frame) -> bool:
-    return f.file is None and f.is_dirty()
-
-
-def get_frame(m: "Machine") -> Frame:
-    """A free frame, evicting a victim if memory is full."""
-    f = m.frames.alloc()
-    return f if f is not None else evict(m)
-
+from vmlab.core.stats import RECLAIM
 
 TRIES = 2       # a victim whose write-out fails is tried once more, then passed over
 
 
-def evict(m: "Machine") -> Frame:
-    """Page out a victim and hand over its frame. A victim whose swap-out or
-    write-back fails stays resident and dirty; another victim is tried.
-    Raises OutOfMemory if none can go. Its time is reclaim's, not the fault's."""
+def _needs_swap(f: Frame) -> bool:
+    """Would evicting ``f`` take a swap slot (a dirty anonymous page)?"""
+    return f.file is None and f.is_dirty()
+
+
+def get_frame(mm: MM) -> Frame:
+    """A free frame, evicting a victim if memory is full.
+    Raises OutOfMemory (no victim could go) or LabError."""
+    f = mm.frames.alloc()
+    return f if f is not None else evict(mm)
+
+
+def evict(mm: MM) -> Frame:
+    """Page a victim out and hand its empty frame over; its time is
+    reclaim's, not the fault's. Raises OutOfMemory or LabError."""
     t0 = time.perf_counter_ns()
     try:
-        return _evict(m)
+        return _evict(mm)
     finally:
         ns = time.perf_counter_ns() - t0
-        m.reclaim_ns += ns
-        m.costs.record("reclaim", ns)
+        mm.reclaim_ns += ns
+        mm.costs.record(RECLAIM, ns)
 
 
-def _evict(m: "Machine") -> Frame:
+def _evict(mm: MM) -> Frame:
+    """Try victims in the policy's order; one whose write-out fails stays
+    resident and dirty, is tried TRIES times, then passed over."""
     failures: dict[Frame, int] = {}
     last = ""          # only the text: the exception's traceback would pin frame views
 
     def ok(f: Frame) -> bool:
+        """May ``f`` be the victim now?"""
         if f.pinned or failures.get(f, 0) >= TRIES:
             return False
-        return not (_needs_swap(f) and m.swap.used >= m.swap.slots)
+        return not (_needs_swap(f) and mm.swap.used >= mm.swap.slots)
 
-    while (victim := m.policy.victim(ok)) is not None:
-        m.stat["pgscan"] += 1
+    while (victim := mm.policy.victim(ok)) is not None:
+        mm.stat["pgscan"] += 1
         try:
-            page_out(m, victim)
+            page_out(mm, victim)
         except LabError:
             raise                       # no other victim could fare better
         except PageIOError as e:
-            m.stat["writeback_errors"] += 1
+            mm.stat["writeback_errors"] += 1
             failures[victim] = failures.get(victim, 0) + 1
             last = str(e)
             continue
-        m.policy.released(victim)
-        victim.rmap.clear()
-        victim.dirty = False
-        victim.file = None
-        m.stat["evictions"] += 1
+        mm.reclaimed(victim)
+        mm.stat["evictions"] += 1
         return victim
     why = (f"writing pages out failed ({last})" if last
-           else f"every frame holds a page that needs swap and swap ({m.swap.slots} slots) is full")
-    raise OutOfMemory(f"out of memory: no frame of {len(m.frames.frames)} could be freed: {why}")
+           else f"every frame holds a page that needs swap and swap ({mm.swap.slots} slots) is full")
+    raise OutOfMemory(f"out of memory: no frame of {len(mm.frames.frames)} could be freed: {why}")
 
 
-def page_out(m: "Machine", f: Frame) -> None:
+def page_out(mm: MM, f: Frame) -> None:
     """Move the page in ``f`` out and unmap every PTE of it. The I/O comes
-    first, so a failed write leaves the page resident and unchanged."""
+    first, so a failed write (PageIOError) leaves the page resident and unchanged."""
     f.pinned = True
     try:
         if f.file is not None:
             if f.is_dirty():
-                write_back(m, f)
-            del m.pagecache[f.file.key, f.pgoff, f.nbytes]
-            _forget_all(f)
-            _let_go_of_file(m, f)
+                write_back(mm, f)
+            mm.uncache_page(f)
+            mm.forget_page(f)
         elif f.is_dirty():
-            slot = m.swap.alloc()
-            try:
-                with m.io:
-                    m.swap.write(slot, f.view)
-            except BaseException:
-                m.swap.free(slot)
-                raise
-            m.stat["pswpout"] += 1
-            m.stat["pgpgout"] += PAGE_KIB
-            for q in f.rmap:
-                q.frame, q.slot = None, slot
-                q.writable = q.accessed = q.dirty = False
-            m.slot_rmap[slot] = list(f.rmap)
+            swap_out(mm, f)
         else:
-            _forget_all(f)
+            mm.forget_page(f)
     finally:
         f.pinned = False
 
 
-def _forget_all(f: Frame) -> None:
-    """Unmap a page whose recipe can make it again: its PTEs go."""
-    for q in f.rmap:
-        q.frame = None
-        del q.proc.spt[q.vpn]
+def swap_out(mm: MM, f: Frame) -> None:
+    """Write anonymous page ``f`` to a new slot and point its PTEs there.
+    Raises PageIOError (the slot is given back, nothing changed)."""
+    slot = mm.swap.alloc()
+    try:
+        with mm.io:
+            mm.swap.write(slot, f.view)
+    except BaseException:
+        mm.swap.free(slot)
+        raise
+    mm.stat["pswpout"] += 1
+    mm.stat["pgpgout"] += PAGE_KIB
+    mm.park(f, slot)
 
 
-def write_back(m: "Machine", f: Frame) -> None:
+def write_back(mm: MM, f: Frame) -> None:
     """One write of a shared file page: only its bytes inside the file.
-    On failure nothing changes: the page stays dirty."""
-    with m.io:
+    Raises PageIOError, and then nothing changes: the page stays dirty."""
+    with mm.io:
         f.file.write_page(f.pgoff, f.view[:f.nbytes])
-    m.stat["writebacks"] += 1
-    m.stat["pgpgout"] += PAGE_KIB
+    mm.stat["writebacks"] += 1
+    mm.stat["pgpgout"] += PAGE_KIB
     f.dirty = False
     for q in f.rmap:
         q.dirty = False
 
 
-def _let_go_of_file(m: "Machine", f: Frame) -> None:
-    """An unmapped dirty page, now written, no longer holds its file open."""
-    if f in m.unmapped_dirty:
-        m.unmapped_dirty.discard(f)
-        m.close_file(f.file)
+def release_pte(mm: MM, pte: Pte) -> Exception | None:
+    """munmap/exit of one page: write it back if dirty and shared, let go of its
+    frame or slot. Returns a failed write-back's error (the page stays, dirty).
 
-
-def free_frame(m: "Machine", f: Frame) -> None:
-    m.policy.released(f)
-    if f.file is not None:
-        m.pagecache.pop((f.file.key, f.pgoff, f.nbytes), None)
-        _let_go_of_file(m, f)
-    m.frames.free(f)
-
-
-def release_pte(m: "Machine", pte: Pte) -> Exception | None:
-    """munmap/exit of one page: write a dirty shared page back, then let go
-    of the frame or swap slot (freed when the last user lets go). If the
-    write-back fails the page stays in the page cache, dirty, to be retried
-    on eviction and at close; the error is returned for the caller to report."""
+    Frames and slots are freed with their last user; a page whose write-back
+    failed stays cached as an orphan, retried on eviction and at close."""
+    if pte.slot is not None:
+        mm.leave_slot(pte)
+        return None
     f = pte.frame
+    if f is None:
+        return None
     error = None
-    if f is not None:
-        if f.file is not None and (pte.dirty or f.dirty):
-            f.dirty, pte.dirty = True, False
-            try:
-                write_back(m, f)
-            except PageIOError as e:
-                m.stat["writeback_errors"] += 1
-                error = e
-        f.rmap.remove(pte)
-        pte.frame = None
-        if not f.rmap:
-            if f.file is not None and f.dirty:
-                if f not in m.unmapped_dirty:   # its file stays open until it is written
-                    f.file.users += 1
-                    m.unmapped_dirty.add(f)
-            else:
-                free_frame(m, f)
-    elif pte.slot is not None:
-        users = m.slot_rmap[pte.slot]
-        users.remove(pte)
-        if not users:
-            del m.slot_rmap[pte.slot]
-            m.swap.free(pte.slot)
-        pte.slot = None
+    if f.file is not None and (pte.dirty or f.dirty):
+        f.dirty, pte.dirty = True, False
+        try:
+            write_back(mm, f)
+        except PageIOError as e:
+            mm.stat["writeback_errors"] += 1
+            error = e
+    mm.unmap_page(pte)
+    if not f.rmap:
+        if f.file is not None and f.dirty:
+            mm.orphan(f)                # its file stays open until it is written
+        else:
+            mm.free_frame(f)
     return error
 
 
-def flush_unmapped(m: "Machine") -> list[Exception]:
-    """Try again to write dirty pages that outlived their mappings."""
+def flush_orphans(mm: MM) -> list[Exception]:
+    """Try again to write the dirty pages that outlived their mappings;
+    returns the failures."""
     errors = []
-    for f in list(m.unmapped_dirty):
+    for f in list(mm.orphans):
         if not f.rmap:                  # (mapped again: its mapping writes it back)
             try:
-                write_back(m, f)
+                write_back(mm, f)
             except PageIOError as e:
                 errors.append(e)
                 continue
-            free_frame(m, f)
+            mm.free_frame(f)
     return errors

@@ -5,19 +5,16 @@ rendered as plain text (``vmlab.front.live`` draws them with rich on a terminal)
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from vmlab.core.page import PAGE_KIB, PAGE_SHIFT
-
-if TYPE_CHECKING:
-    from vmlab.core.machine import Machine
-    from vmlab.core.process import Process
+from vmlab.core.frame import FrameTable
+from vmlab.core.page import PAGE_KIB, PAGE_SHIFT, AddressSpace
 
 SMAPS_FIELDS = ("Size", "Rss", "Shared_Clean", "Shared_Dirty", "Private_Clean",
                 "Private_Dirty", "Swap")
 
 
-def memory_maps(p: "Process") -> list[dict[str, Any]]:
+def memory_maps(p: AddressSpace) -> list[dict[str, Any]]:
     """Per mapping: addresses, perms, path and the smaps figures in KiB.
 
     Sample: ``[{'start': 0x10000000, 'end': 0x10002000, 'perms': 'rw-s',
@@ -57,11 +54,11 @@ def _maps_line(r: dict[str, Any]) -> str:
     return f"{head:<73}{r['path']}".rstrip() if r["path"] else head
 
 
-def render_maps(p: "Process") -> str:
+def render_maps(p: AddressSpace) -> str:
     return "".join(_maps_line(r) + "\n" for r in memory_maps(p))
 
 
-def render_smaps(p: "Process") -> str:
+def render_smaps(p: AddressSpace) -> str:
     out = []
     for r in memory_maps(p):
         out.append(_maps_line(r))
@@ -94,7 +91,7 @@ def vmstat_line(prev: dict[str, int], cur: dict[str, int], seconds: float) -> st
 
 # -- the frame table -------------------------------------------------------------
 
-def frame_table(m: "Machine") -> list[dict[str, Any]]:
+def frame_table(table: FrameTable) -> list[dict[str, Any]]:
     """One dict per frame: who maps it and its state. Safe to call from a
     sampling thread (it copies each reverse map before reading it).
 
@@ -102,7 +99,7 @@ def frame_table(m: "Machine") -> list[dict[str, Any]]:
     'accessed': True, 'dirty': True}, {'frame': 1, 'owner': '', 'kind': 'free', ...}]``
     """
     rows = []
-    for f in list(m.frames.frames):
+    for f in list(table.frames):
         users = list(f.rmap)
         if not users:
             rows.append({"frame": f.index, "owner": "", "users": 0, "kind": "free",

@@ -58,7 +58,7 @@ class Watcher:
 
     def _plain_live(self) -> None:
         while not self._stop.wait(self.interval):
-            print(f"--- frames at {time.strftime('%H:%M:%S')} ---\n{render_frames(frame_table(self.m))}\n"
+            print(f"--- frames at {time.strftime('%H:%M:%S')} ---\n{render_frames(frame_table(self.m.frames))}\n"
                   f"{self._counters()}", file=self.out, flush=True)
 
     def _rich_live(self) -> None:
@@ -70,7 +70,7 @@ class Watcher:
         def render() -> Any:
             grid = Table.grid(padding=(0, 1))
             per_row = 8
-            rows = frame_table(self.m)
+            rows = frame_table(self.m.frames)
             for i in range(0, len(rows), per_row):
                 cells = []
                 for r in rows[i:i + per_row]:
