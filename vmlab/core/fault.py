@@ -44,14 +44,14 @@ def handle_fault(mm: MM, p: AddressSpace, addr: int, write: bool) -> Pte:
     except BaseException:
         mm.stat["pgfault"] += 1
         raise
-    stat = mm.stat
-    stat.update({"pgfault": stat["pgfault"] + 1, case.counter: stat[case.counter] + 1,
-                 "pgmajfault": stat["pgmajfault"] + case.major})
-    if case.major:
+    stat, counter, major = mm.stat, case.counter, case.major
+    stat.update({"pgfault": stat["pgfault"] + 1, counter: stat[counter] + 1,
+                 "pgmajfault": stat["pgmajfault"] + major})
+    if major:
         p.majflt += 1
     else:
         p.minflt += 1
-    mm.costs.record(case.value, _ns() - t0 - (mm.reclaim_ns - r0))
+    mm.costs.record(case.key, _ns() - t0 - (mm.reclaim_ns - r0))
     return pte
 
 

@@ -97,10 +97,15 @@ class MM:
         pte = p.spt.get(vpn)
         if pte is None:
             pte = p.spt[vpn] = Pte(p, vpn)
-        pte.frame, pte.slot = f, None
-        pte.writable, pte.accessed, pte.dirty = writable, True, False
-        f.rmap.append(pte)
+        self._attach(pte, f, writable, accessed=True)
         return pte
+
+    @staticmethod
+    def _attach(pte: Pte, f: Frame, writable: bool, accessed: bool) -> None:
+        """``pte`` maps ``f`` (clean), off any slot: the one place a PTE gets a frame."""
+        pte.frame, pte.slot = f, None
+        pte.writable, pte.accessed, pte.dirty = writable, accessed, False
+        f.rmap.append(pte)
 
     def unmap_page(self, pte: Pte) -> Frame:
         """Take ``pte`` off its frame; returns the frame."""
@@ -188,11 +193,7 @@ class MM:
         (read-only if shared); ``f`` is dirty, the only copy being in memory."""
         alone = len(users) == 1
         for q in users:
-            q.frame, q.slot = f, None
-            q.writable = alone and writable
-            q.accessed = q is faulting
-            q.dirty = False
-            f.rmap.append(q)
+            self._attach(q, f, alone and writable, accessed=q is faulting)
         f.dirty = True
 
     def leave_slot(self, pte: Pte) -> None:

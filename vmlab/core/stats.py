@@ -21,8 +21,8 @@ class Case(enum.Enum):
     """What a fault turned out to be: the one record every fault leaves.
     Its value names its counter (``<value>_faults``) and its cost row.
 
-    >>> Case.SWAP.major, Case.ZERO.major, Case.SWAP.counter
-    (True, False, 'swap_faults')
+    >>> Case.SWAP.major, Case.ZERO.major, Case.SWAP.counter, Case.SWAP.key
+    (True, False, 'swap_faults', 'swap')
     """
 
     ZERO = "zero"               # a first touch: a zero-filled page
@@ -33,14 +33,12 @@ class Case(enum.Enum):
     PAGECACHE = "pagecache"     # a file page another mapping already holds
     SWAP = "swap"               # a page read back from swap
 
-    @property
-    def major(self) -> bool:
-        """Did it read the disk (Linux's major fault)?"""
-        return self in (Case.ELF, Case.MMAP, Case.SWAP)
-
-    @property
-    def counter(self) -> str:
-        return self.value + "_faults"
+    def __init__(self, name: str) -> None:
+        # Plain attributes, set once: read on every fault, where an enum
+        # property or .value (a descriptor) costs about 1 us a fault.
+        self.key = name                                 # its cost row
+        self.counter = name + "_faults"                 # its counter
+        self.major = name in ("elf", "mmap", "swap")    # did it read the disk?
 
 
 CASES = tuple(c.value for c in Case)

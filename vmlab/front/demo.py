@@ -61,7 +61,7 @@ def run_feature(mount: vmlab_fs.Mount, feature: str, case: Case, name: str, fram
         except ScenarioFailed as e:
             lines, error = [], str(e)
         after = mount.files()               # before close removes swap.img
-        costs = m.fault_costs().get(case.value, {"count": 0, "median_ns": 0, "p99_ns": 0})
+        costs = m.fault_costs().get(case.key, {"count": 0, "median_ns": 0, "p99_ns": 0})
     return Result(feature, case, lines, costs, _requests(before, after), error)
 
 
