@@ -87,7 +87,7 @@ BAD_MACHINES = [
 @pytest.mark.parametrize("kwargs", BAD_MACHINES, ids=[str(k) for k in BAD_MACHINES])
 def test_bad_machines(kwargs):
     from vmlab import Machine
-    with pytest.raises((ValueError, VMError)) as e:
+    with pytest.raises((ValueError, TypeError, VMError)) as e:
         Machine(**kwargs)
     assert str(e.value) and "\n" not in str(e.value)
 

@@ -26,6 +26,12 @@ class MapError(VMError):
     """mmap (or an ELF load) refused; the address space is unchanged."""
 
 
+class PolicyError(VMError):
+    """A replacement policy misbehaved (raised, chose a frame that was not a
+    candidate, or took too long); the fault that asked is undone, the
+    machine's pages and swap are as they were."""
+
+
 class WriteBackError(VMError):
     """Dirty pages of a file could not be written at munmap/exit/close. They
     stay in memory and are retried on eviction and at close: not lost."""

@@ -217,6 +217,6 @@ def break_cow(mm: MM, pte: Pte) -> None:
         mm.remap_page(pte, old)
         raise
     new.view[:] = data
-    new.dirty = True
+    new.page_dirty = True
     mm.map_page(pte.proc, pte.vpn, new, True)
     mm.policy.loaded(new)

@@ -21,11 +21,14 @@ if TYPE_CHECKING:
 
 @dataclass(eq=False, slots=True)
 class Frame:
+    """One physical page. A replacement policy sees ``index``, ``page``,
+    ``referenced`` (which it may clear) and ``dirty``."""
+
     index: int
     view: memoryview
     rmap: list["Pte"] = field(default_factory=list)
     pinned: bool = False            # I/O in flight or being copied: not a victim
-    dirty: bool = False             # differs from its backing store (PTE dirty bits aside)
+    page_dirty: bool = False        # differs from its backing store (PTE dirty bits aside)
     file: "MappedFile | None" = None    # page cache frame of a shared file mapping
     pgoff: int = 0                  # its file offset
     nbytes: int = 0                 # its bytes inside the file (what a write-back writes)
@@ -35,15 +38,28 @@ class Frame:
         because its write-back failed (retried on eviction and at close)."""
         return bool(self.rmap) or self.file is not None
 
-    def is_dirty(self) -> bool:
-        return self.dirty or any(p.dirty for p in self.rmap)
+    @property
+    def dirty(self) -> bool:
+        """Written since it was loaded: the page's own flag, or a PTE's dirty bit."""
+        return self.page_dirty or any(p.dirty for p in self.rmap)
 
+    @property
     def referenced(self) -> bool:
+        """Accessed since the bit was last cleared (a PTE's accessed bit)."""
         return any(p.accessed for p in self.rmap)
 
-    def clear_referenced(self) -> None:
+    @referenced.setter
+    def referenced(self, value: bool) -> None:
         for p in self.rmap:
-            p.accessed = False
+            p.accessed = bool(value)
+
+    @property
+    def page(self) -> tuple | None:
+        """What it holds: ``(file key, offset)`` for a file page,
+        ``(pid, vpn)`` of its first mapper for an anonymous one; None if empty."""
+        if self.file is not None:
+            return (self.file.key, self.pgoff)
+        return (self.rmap[0].proc.pid, self.rmap[0].vpn) if self.rmap else None
 
 
 class FrameTable:
@@ -67,7 +83,7 @@ class FrameTable:
     def reset(frame: Frame) -> None:
         """Make ``frame`` empty: no mappings, clean, unpinned, no file."""
         frame.rmap.clear()
-        frame.pinned = frame.dirty = False
+        frame.pinned = frame.page_dirty = False
         frame.file = None
 
     def free(self, frame: Frame) -> None:

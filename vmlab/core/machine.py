@@ -26,7 +26,7 @@ from vmlab.core.frame import FrameTable
 from vmlab.core.labio import LabIO
 from vmlab.core.mm import MM
 from vmlab.core.page import PAGE
-from vmlab.core.policy import make_policy
+from vmlab.core.policy import Policy, make_policy
 from vmlab.core.process import Process
 from vmlab.core.reclaim import flush_orphans
 from vmlab_swapdisk import SwapDisk, SwapHeader, mkswap
@@ -44,7 +44,8 @@ class Machine:
     The tables the fault path works on are ``mm``'s (``vmlab.core.mm``).
     """
 
-    def __init__(self, frames: int = 16, policy: str = "clock", swap_mb: float = 4,
+    def __init__(self, frames: int = 16, policy: "str | type[Policy] | Policy" = "clock",
+                 swap_mb: float = 4,
                  lab: str | None = None, stack_max: int = STACK_MAX,
                  phys_base: int = PHYS_BASE, seed: int = 0, latency: str = "none",
                  io_timeout: float | None = 10.0) -> None:
@@ -61,7 +62,7 @@ class Machine:
             raise OutOfMemory(f"cannot allocate {frames} frames ({frames * PAGE} bytes): "
                               f"{getattr(e, 'strerror', None) or e}") from None
         try:
-            chosen = make_policy(policy, table.frames, seed)
+            chosen = make_policy(policy, len(table.frames), seed)
         except BaseException:
             table.close()
             raise
@@ -187,6 +188,8 @@ class Machine:
                 steps.append(mm.swap.close)
             if mm.bounce is not None:
                 steps.append(mm.bounce.release)
+            if hasattr(mm.policy, "close"):
+                steps.append(mm.policy.close)       # a user's policy's watchdog
             steps.append(mm.frames.close)
         if self.swap_path:
             steps.append(lambda: os.unlink(self.swap_path))

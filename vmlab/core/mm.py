@@ -19,7 +19,7 @@ from vmlab.core.filemap import MappedFile
 from vmlab.core.frame import Frame, FrameTable
 from vmlab.core.labio import LabIO
 from vmlab.core.page import Pte
-from vmlab.core.policy import Policy
+from vmlab.core.policy import Policy, access_hook
 from vmlab.core.stats import FaultCosts, new_counters
 from vmlab_swapdisk import SwapDisk
 
@@ -33,7 +33,7 @@ class MM:
         the bounce page are set once the lab holds them."""
         self.frames, self.policy = frames, policy
         self.phys_base, self.stack_max = phys_base, stack_max
-        self.touch = policy.touched if policy.wants_touch else None
+        self.touch = access_hook(policy)          # what the MMU calls on each access
         self.stat = new_counters()
         self.costs = FaultCosts()
         self.reclaim_ns = 0                         # time spent evicting, all faults together
@@ -135,7 +135,7 @@ class MM:
             self.slot_users[pte.slot].append(child_pte)
             return
         if f.file is None:
-            f.dirty = f.dirty or pte.dirty
+            f.page_dirty = f.page_dirty or pte.dirty
             pte.dirty = pte.writable = False
         child_pte.frame, child_pte.writable = f, pte.writable
         f.rmap.append(child_pte)
@@ -194,7 +194,7 @@ class MM:
         alone = len(users) == 1
         for q in users:
             self._attach(q, f, alone and writable, accessed=q is faulting)
-        f.dirty = True
+        f.page_dirty = True
 
     def leave_slot(self, pte: Pte) -> None:
         """``pte`` lets go of its slot, freed when its last user goes."""

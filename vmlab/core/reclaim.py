@@ -22,7 +22,7 @@ TRIES = 2       # a victim whose write-out fails is tried once more, then passed
 
 def _needs_swap(f: Frame) -> bool:
     """Would evicting ``f`` take a swap slot (a dirty anonymous page)?"""
-    return f.file is None and f.is_dirty()
+    return f.file is None and f.dirty
 
 
 def get_frame(mm: MM) -> Frame:
@@ -52,11 +52,12 @@ def _evict(mm: MM) -> Frame:
 
     def ok(f: Frame) -> bool:
         """May ``f`` be the victim now?"""
-        if f.pinned or failures.get(f, 0) >= TRIES:
+        if f.pinned or failures.get(f, 0) >= TRIES or not f.in_use():
             return False
         return not (_needs_swap(f) and mm.swap.used >= mm.swap.slots)
 
-    while (victim := mm.policy.victim(ok)) is not None:
+    while candidates := [f for f in mm.frames.frames if ok(f)]:
+        victim = mm.policy.victim(candidates)
         mm.stat["pgscan"] += 1
         try:
             page_out(mm, victim)
@@ -81,11 +82,11 @@ def page_out(mm: MM, f: Frame) -> None:
     f.pinned = True
     try:
         if f.file is not None:
-            if f.is_dirty():
+            if f.dirty:
                 write_back(mm, f)
             mm.uncache_page(f)
             mm.forget_page(f)
-        elif f.is_dirty():
+        elif f.dirty:
             swap_out(mm, f)
         else:
             mm.forget_page(f)
@@ -115,7 +116,7 @@ def write_back(mm: MM, f: Frame) -> None:
         f.file.write_page(f.pgoff, f.view[:f.nbytes])
     mm.stat["writebacks"] += 1
     mm.stat["pgpgout"] += PAGE_KIB
-    f.dirty = False
+    f.page_dirty = False
     for q in f.rmap:
         q.dirty = False
 
@@ -133,8 +134,8 @@ def release_pte(mm: MM, pte: Pte) -> Exception | None:
     if f is None:
         return None
     error = None
-    if f.file is not None and (pte.dirty or f.dirty):
-        f.dirty, pte.dirty = True, False
+    if f.file is not None and (pte.dirty or f.page_dirty):
+        f.page_dirty, pte.dirty = True, False
         try:
             write_back(mm, f)
         except PageIOError as e:
@@ -142,7 +143,7 @@ def release_pte(mm: MM, pte: Pte) -> Exception | None:
             error = e
     mm.unmap_page(pte)
     if not f.rmap:
-        if f.file is not None and f.dirty:
+        if f.file is not None and f.page_dirty:
             mm.orphan(f)                # its file stays open until it is written
         else:
             mm.free_frame(f)

@@ -43,7 +43,7 @@ def memory_maps(p: AddressSpace) -> list[dict[str, Any]]:
             f = pte.frame
             row["Rss"] += PAGE_KIB
             share = "Shared" if len(f.rmap) > 1 else "Private"
-            row[f"{share}_{'Dirty' if f.is_dirty() else 'Clean'}"] += PAGE_KIB
+            row[f"{share}_{'Dirty' if f.dirty else 'Clean'}"] += PAGE_KIB
         elif pte.slot is not None:
             row["Swap"] += PAGE_KIB
     return rows
@@ -109,7 +109,7 @@ def frame_table(table: FrameTable) -> list[dict[str, Any]]:
         rows.append({"frame": f.index, "owner": f"{first.proc.pid}:{first.vpn:x}",
                      "users": len(users), "kind": "file" if f.file is not None else "anon",
                      "accessed": any(p.accessed for p in users),
-                     "dirty": f.dirty or any(p.dirty for p in users)})
+                     "dirty": f.page_dirty or any(p.dirty for p in users)})
     return rows
 
 
