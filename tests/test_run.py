@@ -156,7 +156,7 @@ def test_a_failing_scenario_exits_1(capsys):
     (["run"], "name a scenario"),
     (["run", "nope"], "no scenario 'nope'"),
     (["run", "swap", "--frames", "0"], "bad count"),
-    (["run", "swap", "--policy", "opt"], "invalid choice"),
+    (["run", "swap", "--policy", "opt"], "opt needs to know the future"),
     (["run", "swap", "--vmstat", "1", "--live", "1"], "not allowed with"),
     (["run", "swap", "--lab", "/tmp", "--latency", "ssd"], "--latency applies"),
     (["run", "swap", "--lab", "/nonexistent"], "not a directory"),

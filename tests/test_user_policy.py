@@ -4,6 +4,7 @@ never break the machine when it misbehaves."""
 
 from __future__ import annotations
 
+import inspect
 import time
 
 import pytest
@@ -163,3 +164,89 @@ def test_bad_policy_arguments(machine, tmp_path):
             raise KeyError("oops")
     with pytest.raises(PolicyError, match="policy badinit: __init__"):
         Machine(frames=2, policy=BadInit)
+
+
+# -- the same policies through trace replay ----------------------------------------
+
+def _lackey_trace(tmp_path):
+    import subprocess
+    from vmlab.replay.traces import read_trace
+    log = tmp_path / "true.lackey"
+    subprocess.run(["valgrind", "--tool=lackey", "--trace-mem=yes", f"--log-file={log}", "/bin/true"],
+                   check=True, capture_output=True, timeout=120)
+    return read_trace(str(log))
+
+
+def test_every_builtin_counts_the_same_on_its_fast_loop_and_as_a_policy_class(tmp_path):
+    import random
+    from vmlab.replay.generic import replay_spec
+    from vmlab.replay.policies import POLICIES as FAST
+    rng = random.Random(11)
+    strings = [[rng.randrange(rng.randint(2, 30)) for _ in range(rng.randint(1, 400))] for _ in range(30)]
+    t = _lackey_trace(tmp_path)
+    cases = [(s, bytes(len(s))) for s in strings] + [(t.pages.tolist(), t.writes)]
+    for pages, writes in cases:
+        for name, fast in FAST.items():
+            for n in (1, 3, 8, 32):
+                assert replay_spec(name, pages, writes, n, seed=5) == fast(pages, n, 5), (name, n)
+        assert replay_spec(MyFifo, pages, writes, 7) == FAST["fifo"](pages, 7)
+
+
+def _cli(*args, cwd=None):
+    import os
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "vmlab", *args], capture_output=True, text=True,
+                          timeout=120, cwd=cwd, env=dict(os.environ, NO_COLOR="1"))
+
+
+POLICY_FILE = ("from vmlab import Policy\n\n\n" + inspect.getsource(MyFifo) + """
+
+class Broken(MyFifo):
+    def victim(self, candidates):
+        return candidates[0].index       # an int, not a frame
+""")
+
+
+def test_the_command_line_takes_your_policy(tmp_path):
+    import json
+    (tmp_path / "mine.py").write_text(POLICY_FILE)
+    (tmp_path / "b.txt").write_text("1 2 3 4 1 2 5 1 2 3 4 5")
+    spec = f"{tmp_path}/mine.py:MyFifo"
+    r = _cli("trace", str(tmp_path / "b.txt"), "--frames", "3,4", "--policy", f"{spec},fifo",
+             "--vm", "--json")
+    got = {(x["policy"], x["frames"]): (x["faults"], x["vm"]["faults"]) for x in json.loads(r.stdout)["results"]}
+    assert got[("myfifo", 3)] == got[("fifo", 3)] == (9, 9) and got[("myfifo", 4)] == got[("fifo", 4)]
+    runs = [json.loads(_cli("run", "thrash", "--frames", "8", "--policy", p, "--json",
+                            cwd=tmp_path).stdout)["vmstat"]
+            for p in (spec, "mine:MyFifo", "fifo")]              # a file, a module, the built-in
+    assert {k: runs[0][k] for k in COUNTED} == {k: runs[1][k] for k in COUNTED} == \
+        {k: runs[2][k] for k in COUNTED}
+    r = _cli("trace", str(tmp_path / "b.txt"), "--frames", "3", "--policy", f"{tmp_path}/mine.py:Broken")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "policy broken: victim() returned 0, not one of the 3 candidates" in r.stderr
+    for bad, why in ((f"{tmp_path}/mine.py:Nope", "'Nope' is not a Policy class"),
+                     (f"{tmp_path}/none.py:X", "no policy file"), ("clck", "bad policy")):
+        r = _cli("trace", str(tmp_path / "b.txt"), "--frames", "3", "--policy", bad)
+        assert r.returncode == 2 and why in r.stderr and r.stderr.count("\n") == 1, r.stderr
+        r = _cli("run", "thrash", "--policy", bad)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_the_template_runs_as_it_is_and_is_clock(tmp_path):
+    import json
+    import random
+    r = _cli("policy", "--template", "Mine")
+    assert r.returncode == 0 and "class Mine(Policy):" in r.stdout
+    (tmp_path / "mine.py").write_text(r.stdout)
+    rng = random.Random(2)
+    (tmp_path / "r.txt").write_text(" ".join(str(rng.randrange(20)) for _ in range(2000)))
+    r = _cli("trace", str(tmp_path / "r.txt"), "--frames", "1,4,7,16", "--json",
+             "--policy", f"{tmp_path}/mine.py:Mine,clock")
+    got = {(x["policy"], x["frames"]): x["faults"] for x in json.loads(r.stdout)["results"]}
+    assert all(got["mine", n] == got["clock", n] for n in (1, 4, 7, 16))
+    mine, clock = (json.loads(_cli("run", "page-shuffle", "--frames", "4", "--policy", p, "--json",
+                                   cwd=tmp_path).stdout)["vmstat"] for p in ("mine:Mine", "clock"))
+    assert {k: mine[k] for k in COUNTED} == {k: clock[k] for k in COUNTED}
+    r = _cli("policy", "--template", "not a name")
+    assert r.returncode == 2 and "bad name" in r.stderr

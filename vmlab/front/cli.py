@@ -65,13 +65,28 @@ def _int_list(text: str) -> list[int]:
 
 
 def _policy_list(text: str) -> list[str]:
+    """Built-in names, or FILE.py:Class / module:Class (a Policy of yours)."""
     from vmlab.replay.policies import POLICIES
-    parts = [t for t in text.replace(" ", "").lower().split(",") if t]
-    bad = [t for t in parts if t not in POLICIES]
+    parts = [t.strip() for t in text.split(",") if t.strip()]
+    parts = [t if ":" in t else t.lower() for t in parts]
+    bad = [t for t in parts if ":" not in t and t not in POLICIES]
     if not parts or bad:
         raise argparse.ArgumentTypeError(
-            f"bad policy {', '.join(bad) or text!r}: choose from {','.join(POLICIES)}")
+            f"bad policy {', '.join(bad) or text!r}: choose from {','.join(POLICIES)}, "
+            "or FILE.py:Class of your own")
+    for spec in (t for t in parts if ":" in t):
+        _policy_spec(spec)
     return list(dict.fromkeys(parts))
+
+
+def _policy_spec(text: str) -> str:
+    """A Machine policy: a built-in name, FILE.py:Class or module:Class."""
+    from vmlab.core.policy import policy_class
+    try:
+        policy_class(text if ":" in text else text.lower())
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text if ":" in text else text.lower()
 
 
 LATENCY_HELP = "none, ssd, hdd, <N>us or <N>ms (default none)"
@@ -84,7 +99,7 @@ def build_parser() -> Parser:
     p.add_argument("--version", action="version", version=f"vmlab {__version__}")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
     for define in (_demo_args, _mount_args, _umount_args, _stat_args, _mkswap_args,
-                   _trace_args, _run_args, _bench_args):
+                   _trace_args, _run_args, _bench_args, _policy_args):
         define(sub)
     return p
 
@@ -134,7 +149,8 @@ def _trace_args(sub) -> None:
                    help="refs: page numbers; lackey: valgrind --tool=lackey --trace-mem=yes")
     t.add_argument("--frames", type=_int_list, required=True, help="e.g. 3,4,8")
     t.add_argument("--policy", type=_policy_list, default=_policy_list("fifo,lru,opt,clock,random"),
-                   help="any of fifo,lru,opt,clock,random (default: all)")
+                   help="any of fifo,lru,opt,clock,random (default: all), "
+                        "and FILE.py:Class of your own")
     t.add_argument("--seed", type=int, default=0, help="seed of the random policy")
     t.add_argument("--json", action="store_true", help="one JSON object")
     t.add_argument("--plot", metavar="PNG", help="draw faults against frames per policy")
@@ -147,7 +163,8 @@ def _run_args(sub) -> None:
     r.add_argument("scenario", metavar="SCENARIO", nargs="?")
     r.add_argument("--list", action="store_true", help="list the scenarios")
     r.add_argument("--frames", type=_count, help="physical frames (default: the scenario's)")
-    r.add_argument("--policy", choices=["clock", "fifo", "lru", "random"], default="clock")
+    r.add_argument("--policy", type=_policy_spec, default="clock",
+                   help="clock (default), fifo, lru, random, or FILE.py:Class / module:Class")
     r.add_argument("--latency", type=_latency, default="none",
                    help="none, ssd, hdd, <N>us or <N>ms (embedded mount only)")
     r.add_argument("--lab", metavar="MNT", help="an existing vmlab mount")
@@ -163,6 +180,18 @@ def _run_args(sub) -> None:
                    help="print /proc/PID/smaps before each munmap and as PID exits")
     r.add_argument("--swaps", action="store_true", help="print /proc/swaps as each process exits")
     r.add_argument("--json", action="store_true", help="the result as one JSON object")
+
+
+def _policy_args(sub) -> None:
+    y = sub.add_parser("policy", help="write a replacement policy to start from")
+    y.add_argument("--template", metavar="NAME", type=_identifier, required=True,
+                   help="the class name; e.g. vmlab policy --template Mine > mine.py")
+
+
+def _identifier(text: str) -> str:
+    if not text.isidentifier() or not text.isascii():
+        raise argparse.ArgumentTypeError(f"bad name {text!r}: a Python class name, e.g. Mine")
+    return text
 
 
 def _bench_args(sub) -> None:
@@ -258,11 +287,12 @@ def cmd_trace(args) -> int:
     trace = read_trace(args.file, args.format)
     data = replay_all(trace, args.policy, args.frames, args.seed)
     if args.vm:
-        for r in data["results"]:
-            if r["policy"] == "opt":
+        specs = [spec for spec in args.policy for _ in args.frames]     # the results' order
+        for r, spec in zip(data["results"], specs):
+            if spec == "opt":
                 r["vm"] = None          # a real VM cannot know the future
                 continue
-            r["vm"] = replay_vm(trace, r["policy"], r["frames"], args.lab, args.seed)
+            r["vm"] = replay_vm(trace, spec, r["frames"], args.lab, args.seed)
             r["vm"]["agrees"] = r["vm"]["faults"] == r["faults"]
     name = "stdin" if args.file == "-" else os.path.basename(args.file)
     if args.plot:
@@ -319,7 +349,13 @@ def cmd_bench(args) -> int:
     return 0
 
 
-COMMANDS = {"demo": cmd_demo, "run": cmd_run, "bench": cmd_bench, "mount": cmd_mount, "umount": cmd_umount,
+def cmd_policy(args) -> int:
+    from vmlab.front.template import template
+    print(template(args.template), end="")
+    return 0
+
+
+COMMANDS = {"policy": cmd_policy, "demo": cmd_demo, "run": cmd_run, "bench": cmd_bench, "mount": cmd_mount, "umount": cmd_umount,
             "stat": cmd_stat, "mkswap": cmd_mkswap, "trace": cmd_trace}
 
 
@@ -342,7 +378,10 @@ def _fail(e: Exception) -> int:
     import errno
     import vmlab_fs
     from vmlab_swapdisk import SwapError
-    if isinstance(e, (vmlab_fs.MountError, ValueError, SwapError)):
+    from vmlab.core.errors import PolicyError
+    if isinstance(e, PolicyError):
+        msg, code = str(e), 2              # the user's policy misbehaved
+    elif isinstance(e, (vmlab_fs.MountError, ValueError, SwapError)):
         msg, code = str(e), 2 if isinstance(e, (vmlab_fs.BadMountpoint, ValueError)) else 1
     elif isinstance(e, OSError) and e.errno == errno.ENOTCONN:
         msg, code = ("the filesystem daemon is gone (Transport endpoint is not connected); "

@@ -6,6 +6,9 @@ Fixtures for other projects' integration tests:
   directory (a ``vmlab_fs.Mount``, path-like as ``tmp_path``: ``.path``,
   ``.backing``, ``.stats()``, ``.files()``, ``.iolog()``, ``.control(...)``),
   always unmounted.
+- ``vmlab_replay``: ``vmlab_replay(refs, frames, policy)`` -> faults, a
+  reference string replayed under a policy (a name, ``FILE.py:Class``, a
+  Policy class or instance): for grading a student's policy.
 - ``vmlab_machine``: a ``vmlab.Machine`` on ``vmlab_mount``, closed after the
   test. Options with a marker, e.g. ``@pytest.mark.vmlab(frames=4,
   policy="lru", latency="hdd")``; an unknown option fails the test.
@@ -67,3 +70,16 @@ def vmlab_machine(vmlab_mount, request: pytest.FixtureRequest) -> Iterator["vmla
     from vmlab import Machine
     with Machine(lab=vmlab_mount.path, **_options(request, MACHINE_OPTIONS)) as m:
         yield m
+
+
+@pytest.fixture
+def vmlab_replay():
+    """``vmlab_replay(refs, frames, policy, writes=None, seed=0)`` -> the fault
+    count of ``refs`` under ``policy``; ``writes``: 1 where a reference stores
+    (the dirty bits). A misbehaving policy raises ``vmlab.PolicyError``."""
+    from vmlab.replay.generic import replay_spec
+
+    def replay(refs, frames: int, policy, writes=None, seed: int = 0) -> int:
+        refs = list(refs)
+        return replay_spec(policy, refs, bytes(len(refs)) if writes is None else writes, frames, seed)
+    return replay

@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from vmlab.core.policy import policy_class
+from vmlab.replay.generic import replay_spec
 from vmlab.replay.policies import POLICIES
 from vmlab.replay.traces import Trace
 
@@ -14,14 +16,19 @@ VM_COUNTERS = ("pgfault", "pgmajfault", "pswpin", "pswpout", "evictions")
 
 def replay_all(trace: Trace, policies: list[str], frames: list[int],
                seed: int = 0) -> dict[str, Any]:
-    """``{"refs": N, "pages": distinct, "results": [{"policy", "frames", "faults", "hits"}]}``"""
+    """``{"refs": N, "pages": distinct, "results": [{"policy", "frames", "faults", "hits"}]}``;
+    built-ins run their tight loops, a FILE.py:Class policy the Policy interface."""
     refs = trace.pages.tolist()
     results = []
     for policy in policies:
+        name = policy if policy in POLICIES else policy_class(policy).name
         for n in frames:
             t0 = time.perf_counter()
-            faults = POLICIES[policy](refs, n, seed)
-            results.append({"policy": policy, "frames": n, "faults": faults,
+            if policy in POLICIES:
+                faults = POLICIES[policy](refs, n, seed)
+            else:
+                faults = replay_spec(policy, refs, trace.writes, n, seed)
+            results.append({"policy": name, "frames": n, "faults": faults,
                             "hits": len(refs) - faults,
                             "seconds": round(time.perf_counter() - t0, 6)})
     return {"refs": len(refs), "pages": trace.distinct(), "results": results}
@@ -29,9 +36,12 @@ def replay_all(trace: Trace, policies: list[str], frames: list[int],
 
 def replay_vm(trace: Trace, policy: str, frames: int, lab: str | None, seed: int = 0) -> dict[str, int]:
     """Replay through a real Machine. Each distinct page gets a page of an
-    anonymous mapping; its first reference writes a tag (its index) into it,
-    every later one checks the tag is still there (stores write it again).
-    So the data really moves through swap and is verified on the way back."""
+    anonymous mapping; a store writes a tag (its index) into it, a load
+    checks the tag (or zeros, if nothing was stored yet). So the data really
+    moves through swap and is verified on the way back, and the dirty bits
+    are the trace's own (a policy that looks at them sees what the trace did).
+    A trace with no stores at all (a reference string) has each page
+    written at its first reference instead, so its pages go to swap."""
     from vmlab import Machine
     index: dict[int, int] = {}
     for p in trace.pages:
@@ -41,14 +51,16 @@ def replay_vm(trace: Trace, policy: str, frames: int, lab: str | None, seed: int
         proc = m.spawn()
         base = proc.mmap(None, 0x10000000, length=len(index) * 4096)
         read, write = proc.read, proc.write
-        seen = bytearray(len(index))
+        stored = bytearray(len(index))
+        zeros = bytes(8)
+        first_touch_stores = not any(trace.writes)
         for p, w in zip(trace.pages, trace.writes):
             i = index[p]
-            addr, tag = base + (i << 12), i.to_bytes(8, "little")
-            if w or not seen[i]:
+            addr, tag = base + (i << 12), (i + 1).to_bytes(8, "little")
+            if w or (first_touch_stores and not stored[i]):
                 write(addr, tag)
-                seen[i] = 1
-            elif read(addr, 8) != tag:
+                stored[i] = 1
+            elif read(addr, 8) != (tag if stored[i] else zeros):
                 raise RuntimeError(f"page {p:#x} came back with the wrong data")
         s = m.vmstat()
     out = {k: s[k] for k in VM_COUNTERS}
