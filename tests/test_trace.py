@@ -165,7 +165,7 @@ def test_vm_replay_on_a_vmlab_mount(tmp_path):
 @pytest.mark.parametrize("argv,why", [
     (["--frames", "0"], "bad frame counts"),
     (["--frames", "3,x"], "bad frame counts"),
-    (["--frames", "3", "--policy", "mru"], "bad policy"),
+    (["--frames", "3", "--policy", "belady"], "bad policy"),
     (["--frames", "3", "--format", "csv"], "invalid choice"),
     (["--frames", "3", "--lab", "/tmp"], "--lab goes with --vm"),
     (["--frames", "3", "--plot", "out.jpg"], ".png"),

@@ -250,3 +250,23 @@ def test_the_template_runs_as_it_is_and_is_clock(tmp_path):
     assert {k: mine[k] for k in COUNTED} == {k: clock[k] for k in COUNTED}
     r = _cli("policy", "--template", "not a name")
     assert r.returncode == 2 and "bad name" in r.stderr
+
+
+def test_a_page_in_that_fails_never_reaches_the_policy(machine, shared_lab):
+    """released() only ever follows loaded(): MyFifo's list.remove would
+    raise for a frame whose page never arrived."""
+    import os
+    from vmlab import BusError
+    m = machine(frames=2, policy=MyFifo, swap_mb=2)
+    p = m.spawn()
+    p.mmap(None, A, length=4 * PAGE)
+    for i in range(4):
+        p.write(A + i * PAGE, bytes([i + 1]))
+    shared_lab.control(f"fail read /{os.path.basename(m.swap_path)} EIO 1")
+    with pytest.raises(BusError):
+        p.read(A, 1)                                      # not a PolicyError
+    q = m.spawn()
+    q.mmap(None, A, length=4 * PAGE)
+    for i in range(4):
+        q.write(A + i * PAGE, bytes([i + 1]))
+    assert [q.read(A + i * PAGE, 1) for i in range(4)] == [bytes([i + 1]) for i in range(4)]

@@ -27,7 +27,7 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
 
 from vmlab import BusError, Machine, OutOfMemory, SegFault
 from vmlab.core import fault as vm
-from vmlab.core.policy import POLICIES
+from vmlab.core.registry import POLICIES
 
 PAGE = 4096
 PHYS_BASE = 0xC0000000
@@ -389,7 +389,7 @@ def test_vm_against_flat_memory(shared_lab, monkeypatch):
     # The runs must really exercise what they claim to. Which programs the
     # derandomized run draws can shift with what ran before it in the same
     # process; should a case be missing, fresh programs are drawn for it.
-    for _ in range(3):
+    for _ in range(8):
         if all(SEEN[what] for what in EXERCISED):
             break
         run_state_machine_as_test(VMModel, settings=settings(

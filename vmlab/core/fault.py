@@ -129,7 +129,7 @@ def do_anonymous_page(mm: MM, p: AddressSpace, vpn: int, vma: Vma, case: Case) -
     f = get_frame(mm)
     f.view[:] = _ZERO
     mm.map_page(p, vpn, f, vma.writable)
-    mm.policy.loaded(f)
+    mm.loaded(f)
     return case
 
 
@@ -150,7 +150,7 @@ def do_file_page(mm: MM, p: AddressSpace, vpn: int, vma: Vma) -> Case:
     mm.stat["pgpgin"] += PAGE_KIB
     mm.cache_page(f, vma.file, offset, nbytes)
     mm.map_page(p, vpn, f, writable)
-    mm.policy.loaded(f)
+    mm.loaded(f)
     return Case.ELF if vma.kind == "elf" else Case.MMAP
 
 
@@ -168,7 +168,7 @@ def do_swap_page(mm: MM, pte: Pte, vma: Vma) -> Case:
     mm.stat["pswpin"] += 1
     mm.stat["pgpgin"] += PAGE_KIB
     mm.map_swapped(users, f, pte, vma.writable)
-    mm.policy.loaded(f)
+    mm.loaded(f)
     return Case.SWAP
 
 
@@ -219,4 +219,4 @@ def break_cow(mm: MM, pte: Pte) -> None:
     new.view[:] = data
     new.page_dirty = True
     mm.map_page(pte.proc, pte.vpn, new, True)
-    mm.policy.loaded(new)
+    mm.loaded(new)

@@ -28,6 +28,7 @@ class Frame:
     view: memoryview
     rmap: list["Pte"] = field(default_factory=list)
     pinned: bool = False            # I/O in flight or being copied: not a victim
+    known: bool = False             # the policy was told it is loaded (and not yet released)
     page_dirty: bool = False        # differs from its backing store (PTE dirty bits aside)
     file: "MappedFile | None" = None    # page cache frame of a shared file mapping
     pgoff: int = 0                  # its file offset

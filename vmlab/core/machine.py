@@ -26,7 +26,8 @@ from vmlab.core.frame import FrameTable
 from vmlab.core.labio import LabIO
 from vmlab.core.mm import MM
 from vmlab.core.page import PAGE
-from vmlab.core.policy import Policy, make_policy
+from vmlab.core.policy import Policy
+from vmlab.core.registry import make_policy
 from vmlab.core.process import Process
 from vmlab.core.reclaim import flush_orphans
 from vmlab_swapdisk import SwapDisk, SwapHeader, mkswap

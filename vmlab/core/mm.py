@@ -207,14 +207,26 @@ class MM:
 
     # -- frames: taken, freed, handed over ----------------------------------------
 
+    def loaded(self, f: Frame) -> None:
+        """``f`` holds a page now: the policy is told (once; ``released`` pairs it)."""
+        f.known = True
+        self.policy.loaded(f)
+
+    def _release(self, f: Frame) -> None:
+        """The policy is told ``f`` is empty, if it knew of it (a frame whose
+        page-in failed never reached it)."""
+        if f.known:
+            f.known = False
+            self.policy.released(f)
+
     def free_frame(self, f: Frame) -> None:
         """``f`` goes back to the free list, out of the policy and the page cache."""
-        self.policy.released(f)
+        self._release(f)
         if f.file is not None:
             self.uncache_page(f)
         self.frames.free(f)
 
     def reclaimed(self, f: Frame) -> None:
         """``f``'s page is out: the frame is empty, to be handed over at once."""
-        self.policy.released(f)
+        self._release(f)
         self.frames.reset(f)

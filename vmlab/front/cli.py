@@ -66,13 +66,15 @@ def _int_list(text: str) -> list[int]:
 
 def _policy_list(text: str) -> list[str]:
     """Built-in names, or FILE.py:Class / module:Class (a Policy of yours)."""
+    from vmlab.core.registry import POLICIES as NAMED
     from vmlab.replay.policies import POLICIES
+    names = list(POLICIES) + [n for n in NAMED if n not in POLICIES]
     parts = [t.strip() for t in text.split(",") if t.strip()]
     parts = [t if ":" in t else t.lower() for t in parts]
-    bad = [t for t in parts if ":" not in t and t not in POLICIES]
+    bad = [t for t in parts if ":" not in t and t not in names]
     if not parts or bad:
         raise argparse.ArgumentTypeError(
-            f"bad policy {', '.join(bad) or text!r}: choose from {','.join(POLICIES)}, "
+            f"bad policy {', '.join(bad) or text!r}: choose from {','.join(names)}, "
             "or FILE.py:Class of your own")
     for spec in (t for t in parts if ":" in t):
         _policy_spec(spec)
@@ -81,7 +83,7 @@ def _policy_list(text: str) -> list[str]:
 
 def _policy_spec(text: str) -> str:
     """A Machine policy: a built-in name, FILE.py:Class or module:Class."""
-    from vmlab.core.policy import policy_class
+    from vmlab.core.registry import policy_class
     try:
         policy_class(text if ":" in text else text.lower())
     except ValueError as e:
@@ -149,8 +151,9 @@ def _trace_args(sub) -> None:
                    help="refs: page numbers; lackey: valgrind --tool=lackey --trace-mem=yes")
     t.add_argument("--frames", type=_int_list, required=True, help="e.g. 3,4,8")
     t.add_argument("--policy", type=_policy_list, default=_policy_list("fifo,lru,opt,clock,random"),
-                   help="any of fifo,lru,opt,clock,random (default: all), "
-                        "and FILE.py:Class of your own")
+                   help="any of fifo,lru,opt,clock,random (default: these), second-chance, "
+                        "nru, nfu, aging, working-set, wsclock, mru, and FILE.py:Class of your own")
+    _tick_tau(t)
     t.add_argument("--seed", type=int, default=0, help="seed of the random policy")
     t.add_argument("--json", action="store_true", help="one JSON object")
     t.add_argument("--plot", metavar="PNG", help="draw faults against frames per policy")
@@ -164,7 +167,9 @@ def _run_args(sub) -> None:
     r.add_argument("--list", action="store_true", help="list the scenarios")
     r.add_argument("--frames", type=_count, help="physical frames (default: the scenario's)")
     r.add_argument("--policy", type=_policy_spec, default="clock",
-                   help="clock (default), fifo, lru, random, or FILE.py:Class / module:Class")
+                   help="clock (default), fifo, lru, random, second-chance, nru, nfu, aging, "
+                        "working-set, wsclock, mru, or FILE.py:Class / module:Class")
+    _tick_tau(r)
     r.add_argument("--latency", type=_latency, default="none",
                    help="none, ssd, hdd, <N>us or <N>ms (embedded mount only)")
     r.add_argument("--lab", metavar="MNT", help="an existing vmlab mount")
@@ -180,6 +185,13 @@ def _run_args(sub) -> None:
                    help="print /proc/PID/smaps before each munmap and as PID exits")
     r.add_argument("--swaps", action="store_true", help="print /proc/swaps as each process exits")
     r.add_argument("--json", action="store_true", help="the result as one JSON object")
+
+
+def _tick_tau(p) -> None:
+    p.add_argument("--tick", type=_count, metavar="N",
+                   help="references between clock ticks, for nru, nfu, aging, working-set (default 100)")
+    p.add_argument("--tau", type=_count, metavar="N",
+                   help="the working-set window in references, for working-set, wsclock (default 500)")
 
 
 def _policy_args(sub) -> None:
@@ -285,7 +297,7 @@ def cmd_trace(args) -> int:
         raise UsageError("vmlab trace: --plot needs matplotlib: pip install 'vmlab[plot]' "
                          "(scripts/setup.sh installs it)")
     trace = read_trace(args.file, args.format)
-    data = replay_all(trace, args.policy, args.frames, args.seed)
+    data = replay_all(trace, args.policy, args.frames, args.seed, tick=args.tick, tau=args.tau)
     if args.vm:
         specs = [spec for spec in args.policy for _ in args.frames]     # the results' order
         for r, spec in zip(data["results"], specs):
@@ -325,7 +337,7 @@ def cmd_run(args) -> int:
     watch = ("vmstat", args.vmstat) if args.vmstat else ("live", args.live) if args.live else None
     show = {"maps": args.maps, "smaps": args.smaps, "swaps": args.swaps}
     return run_scenario(args.scenario, args.frames, args.policy, args.latency, args.lab,
-                        args.seed, watch, show, args.json)
+                        args.seed, watch, show, args.json, tick=args.tick, tau=args.tau)
 
 
 def cmd_bench(args) -> int:

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from vmlab import Machine, VMError
+from vmlab.core.registry import instantiate
 from vmlab_scenarios import REGISTRY, ScenarioFailed
 from vmlab.front.term import print_table
 from vmlab_fs.accounting import host_page_io
@@ -25,12 +26,15 @@ def list_scenarios() -> None:
 def run_scenario(name: str, frames: int | None = None, policy: str = "clock",
                  latency: str = "none", lab: str | None = None, seed: int = 0,
                  watch: tuple[str, float] | None = None, show: dict[str, Any] | None = None,
-                 as_json: bool = False) -> int:
+                 as_json: bool = False, **options: Any) -> int:
     """Run scenario ``name`` on a fresh Machine and report; returns the exit
-    status (0 ok, 1 the scenario failed, 2 a view asked for a pid that never ran)."""
+    status (0 ok, 1 the scenario failed, 2 a view asked for a pid that never ran).
+    ``options`` (tick, tau) go to the policy."""
     sc = REGISTRY[name]
     frames = frames or sc.frames
     show = show or {}
+    if any(v is not None for v in options.values()):
+        policy = instantiate(policy, frames, seed, **options)
     t0 = time.perf_counter()
     seen: set[int] = set()
     with Machine(frames=frames, policy=policy, latency=latency, lab=lab, seed=seed,
@@ -38,7 +42,7 @@ def run_scenario(name: str, frames: int | None = None, policy: str = "clock",
         if not as_json:
             lm = m.lab_mount
             shown = lm.latency() if lm else "none (a plain directory)"
-            print(f"vmlab run {name}: {frames} frames, policy {policy}, latency {shown}, "
+            print(f"vmlab run {name}: {frames} frames, policy {m.policy.name}, latency {shown}, "
                   f"lab {m.lab}", flush=True)
         m.exit_hooks.append(lambda p: (seen.add(p.pid), _show(m, p, show, "at exit")))
         m.munmap_hooks.append(lambda p, a: _show(m, p, show, f"before munmap({a:#x})", swaps=False))
@@ -51,7 +55,7 @@ def run_scenario(name: str, frames: int | None = None, policy: str = "clock",
     seconds = time.perf_counter() - t0
     if as_json:
         print(json.dumps({"scenario": name, "ok": error is None, "error": error, "lines": lines,
-                          "frames": frames, "policy": policy, "seconds": round(seconds, 3),
+                          "frames": frames, "policy": m.policy.name, "seconds": round(seconds, 3),
                           "vmstat": stats, "fault_costs": costs}))
         return 0 if error is None else 1
     _report(lines, stats, costs, error, seconds)

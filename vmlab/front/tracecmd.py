@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from vmlab.core.policy import policy_class
+from vmlab.core.registry import policy_class
 from vmlab.replay.generic import replay_spec
 from vmlab.replay.policies import POLICIES
 from vmlab.replay.traces import Trace
@@ -15,7 +15,7 @@ VM_COUNTERS = ("pgfault", "pgmajfault", "pswpin", "pswpout", "evictions")
 
 
 def replay_all(trace: Trace, policies: list[str], frames: list[int],
-               seed: int = 0) -> dict[str, Any]:
+               seed: int = 0, **options: Any) -> dict[str, Any]:
     """``{"refs": N, "pages": distinct, "results": [{"policy", "frames", "faults", "hits"}]}``;
     built-ins run their tight loops, a FILE.py:Class policy the Policy interface."""
     refs = trace.pages.tolist()
@@ -27,7 +27,7 @@ def replay_all(trace: Trace, policies: list[str], frames: list[int],
             if policy in POLICIES:
                 faults = POLICIES[policy](refs, n, seed)
             else:
-                faults = replay_spec(policy, refs, trace.writes, n, seed)
+                faults = replay_spec(policy, refs, trace.writes, n, seed, **options)
             results.append({"policy": name, "frames": n, "faults": faults,
                             "hits": len(refs) - faults,
                             "seconds": round(time.perf_counter() - t0, 6)})

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from vmlab.core.policy import Policy, access_hook, make_policy
+from vmlab.core.policy import Policy, access_hook
+from vmlab.core.registry import make_policy
 
 
 class Slot:
@@ -85,10 +86,12 @@ def replay(pages: Sequence[int], writes: Sequence[int], frames: int, policy: Any
 
 
 def replay_spec(spec: Any, pages: Sequence[int], writes: Sequence[int], frames: int,
-                seed: int = 0) -> int:
+                seed: int = 0, **options: Any) -> int:
     """``replay`` under a policy given as make_policy takes it (``opt``: the
-    Opt class, given the references); a user's runs guarded."""
-    policy = Opt(frames, seed, refs=pages) if spec == "opt" else make_policy(spec, frames, seed)
+    Opt class, given the references), with ``options`` (tick, tau); a
+    user's runs guarded."""
+    policy = (Opt(frames, seed, refs=pages) if spec == "opt"
+              else make_policy(spec, frames, seed, **options))
     try:
         return replay(pages, writes, frames, policy)
     finally:
