@@ -108,13 +108,24 @@ class Mount:
     def files(self) -> dict[str, FileCounts]:
         return parse_files(self._ctl("files"))
 
-    def daemon_io(self) -> dict[str, int]:
+    def daemon_io(self, settle: float = 0.0) -> dict[str, int]:
         """The daemon's I/O as the host kernel counts it (``/proc/PID/io``):
-        read and write system calls, and the bytes they moved.
+        read and write system calls, and the bytes they moved. ``settle``:
+        first wait (up to a second) until the figures stay put that long, so
+        a request the kernel sends on its own time (the RELEASE that follows
+        a close) is not in flight.
 
         Sample: ``{'syscr': 5210, 'syscw': 3974, 'rchar': 3141016, 'wchar': 1622187}``
         """
-        io = psutil.Process(self.pid).io_counters()
+        proc = psutil.Process(self.pid)
+        io = proc.io_counters()
+        deadline = time.monotonic() + 1.0
+        while settle and time.monotonic() < deadline:
+            time.sleep(settle)
+            again = proc.io_counters()
+            if again == io:
+                break
+            io = again
         return {"syscr": io.read_count, "syscw": io.write_count,
                 "rchar": io.read_chars, "wchar": io.write_chars}
 

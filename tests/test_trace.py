@@ -258,3 +258,30 @@ def test_policy_only_replay_imports_no_machine(tmp_path):
             "print(sorted(m for m in ('vmlab.core.machine', 'vmlab_fs', 'psutil') if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.strip().splitlines()[-1] == "[]", r.stdout + r.stderr
+
+
+# OSTEP's paging-policy.py -c on Belady's string, 3 frames: its Hit/Miss column.
+OSTEP = {"fifo": "MMMMMMMHHMMH", "lru": "MMMMMMMHHMMM", "opt": "MMMMHHMHHMMH"}
+
+
+def test_explain_matches_ostep_step_by_step(tmp_path):
+    path = write(tmp_path, "b.txt", " ".join(map(str, BELADY)))
+    r = run_vmlab("trace", path, "--frames", "3", "--policy", "fifo,lru,opt,clock", "--explain")
+    assert r.returncode == 0, r.stderr
+    blocks = r.stdout.strip().split("\n\n")
+    assert [b.splitlines()[0] for b in blocks] == [f"{p}, 3 frames" for p in ("fifo", "lru", "opt", "clock")]
+    for block, policy in zip(blocks, ("fifo", "lru", "opt", "clock")):
+        steps = block.splitlines()[2:-1]
+        seq = "".join("H" if line.split()[2] == "hit" else "M" for line in steps)
+        assert len(steps) == 12 and seq == OSTEP.get(policy, seq)
+        misses = seq.count("M")
+        assert block.splitlines()[-1] == f"FINALSTATS hits {12 - misses}   misses {misses}   hitrate {100 * (12 - misses) / 12:.2f}"
+        assert misses == REF[policy](BELADY, 3)
+    fifo = blocks[0].splitlines()
+    assert fifo[5].split()[3:] == ["1", "[2", "3", "4]"]         # 4 replaces 1; FIFO order
+    assert "> " in blocks[3] and "(R)" in blocks[3] and "(R)" not in blocks[0]
+    long = write(tmp_path, "long.txt", " ".join(["1"] * 6000))
+    r = run_vmlab("trace", long, "--frames", "3", "--explain")
+    assert r.returncode == 2 and "at most 5000 references" in r.stderr
+    r = run_vmlab("trace", path, "--frames", "3", "--explain", "--json")
+    assert r.returncode == 2 and "--explain goes alone" in r.stderr

@@ -132,7 +132,7 @@ def test_three_independent_counts_of_the_swap_io_agree(lab_machine):
         p.write(a + i * PAGE, bytes([i]) * 8)
     swap = "/" + os.path.basename(m.swap_path)
     vm0, lab0, files0 = m.vmstat(), mount.stats(), mount.files()
-    io0 = mount.daemon_io()                  # no read of .vmlab/* from here...
+    io0 = mount.daemon_io(settle=0.05)       # no request of .vmlab/* from here...
     rng = random.Random(7)
     for _ in range(600):
         i = rng.randrange(96)

@@ -158,6 +158,8 @@ def _trace_args(sub) -> None:
     t.add_argument("--json", action="store_true", help="one JSON object")
     t.add_argument("--plot", metavar="PNG", help="draw faults against frames per policy")
     t.add_argument("--vm", action="store_true", help="also replay through a real Machine")
+    t.add_argument("--explain", action="store_true",
+                   help="every reference: hit or miss, the victim, memory (short strings)")
     t.add_argument("--lab", metavar="MNT", help="with --vm: an existing vmlab mount")
 
 
@@ -297,6 +299,8 @@ def cmd_trace(args) -> int:
         raise UsageError("vmlab trace: --plot needs matplotlib: pip install 'vmlab[plot]' "
                          "(scripts/setup.sh installs it)")
     trace = read_trace(args.file, args.format)
+    if args.explain:
+        return _explain(trace, args)
     data = replay_all(trace, args.policy, args.frames, args.seed, tick=args.tick, tau=args.tau)
     if args.vm:
         specs = [spec for spec in args.policy for _ in args.frames]     # the results' order
@@ -318,6 +322,20 @@ def cmd_trace(args) -> int:
         render_results(data, name)
         if args.plot:
             print(f"plot written to {args.plot}")
+    return 0
+
+
+def _explain(trace, args) -> int:
+    from vmlab.front.explain import LIMIT, explain
+    if args.vm or args.json or args.plot:
+        raise UsageError("vmlab trace: --explain goes alone (not with --vm, --json or --plot)")
+    if len(trace) > LIMIT:
+        raise UsageError(f"vmlab trace: --explain is for short strings (at most {LIMIT} "
+                         f"references); this trace has {len(trace)}")
+    refs = trace.pages.tolist()
+    for i, (spec, n) in enumerate((s, n) for s in args.policy for n in args.frames):
+        print(("\n" if i else "") + "\n".join(
+            explain(refs, trace.writes, spec, n, args.seed, tick=args.tick, tau=args.tau)))
     return 0
 
 

@@ -98,7 +98,7 @@ class ThreeViews:
     def __init__(self, m: Machine) -> None:
         self.m, self.lab = m, m.lab_mount
         self.vm0, self.lab0 = m.vmstat(), self.lab.stats()
-        self.io0 = self.lab.daemon_io()
+        self.io0 = self.lab.daemon_io(settle=0.02)   # the stats file's RELEASE served first
 
     def rows(self) -> list[list[str]]:
         io1 = self.lab.daemon_io()

@@ -48,28 +48,34 @@ class Opt(Policy):
         return max(candidates, key=lambda f: self._next_use[f.page])
 
 
-def replay(pages: Sequence[int], writes: Sequence[int], frames: int, policy: Any) -> int:
+def replay(pages: Sequence[int], writes: Sequence[int], frames: int, policy: Any,
+           step: Any = None) -> int:
     """Faults of ``pages`` on ``frames`` frames under ``policy`` (a Policy, or
     a guarded one), following the Machine's rules: frames fill in order; the
     referenced bit is set on load and every reference; touched() follows
     every reference, load included; the dirty bit is set by a store, and a
-    page read back from swap is dirty too (its slot is freed on the read)."""
+    page read back from swap is dirty too (its slot is freed on the read).
+    ``step(k, page, victim_page_or_None_or_False, slots)`` after each
+    reference (False: a hit), for a view of every step."""
     slots = [Slot(i) for i in range(frames)]
     where: dict[int, Slot] = {}
     in_swap: set[int] = set()           # pages evicted dirty: their only copy is in swap
     used = faults = 0
     touch = access_hook(policy)
     loaded, released, victim = policy.loaded, policy.released, policy.victim
-    for p, w in zip(pages, writes):
+    for k, (p, w) in enumerate(zip(pages, writes)):
         s = where.get(p)
+        gone: Any = False
         if s is None:
             faults += 1
+            gone = None
             if used < frames:
                 s = slots[used]
                 used += 1
             else:
                 s = victim(slots)
                 released(s)
+                gone = s.page
                 del where[s.page]
                 if s.dirty:
                     in_swap.add(s.page)
@@ -82,6 +88,8 @@ def replay(pages: Sequence[int], writes: Sequence[int], frames: int, policy: Any
             s.dirty = True
         if touch is not None:
             touch(s)
+        if step is not None:
+            step(k, p, gone, slots[:used])
     return faults
 
 
