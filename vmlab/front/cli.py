@@ -8,9 +8,7 @@ import importlib.util
 import json
 import os
 import sys
-import tempfile
 import time
-from dataclasses import asdict
 
 from vmlab import __version__
 
@@ -58,19 +56,29 @@ def _count(text: str) -> int:
 
 
 def _int_list(text: str) -> list[int]:
-    parts = [t for t in text.replace(" ", "").split(",") if t]
-    if not parts or not all(t.isdigit() and 0 < int(t) <= 1 << 20 for t in parts):
-        raise argparse.ArgumentTypeError(f"bad frame counts {text!r}: e.g. 3,4,8 (each 1 to 1048576)")
-    return sorted(set(map(int, parts)))
+    """Frame counts: ``3,4,8``, ranges ``1-512``, or both (``1-8,16,32``)."""
+    counts: set[int] = set()
+    for t in (t for t in text.replace(" ", "").split(",") if t):
+        lo, _, hi = t.partition("-")
+        if not (lo.isdigit() and (hi.isdigit() or not _) and 0 < int(lo) <= int(hi or lo) <= 1 << 20):
+            counts.clear()
+            break
+        counts.update(range(int(lo), int(hi or lo) + 1))
+    if not counts or len(counts) > 4096:
+        raise argparse.ArgumentTypeError(f"bad frame counts {text!r}: e.g. 3,4,8 or 1-512 "
+                                         "(each 1 to 1048576, at most 4096 of them)")
+    return sorted(counts)
 
 
 def _policy_list(text: str) -> list[str]:
     """Built-in names, or FILE.py:Class / module:Class (a Policy of yours)."""
-    from vmlab.core.registry import POLICIES as NAMED
     from vmlab.replay.policies import POLICIES
-    names = list(POLICIES) + [n for n in NAMED if n not in POLICIES]
     parts = [t.strip() for t in text.split(",") if t.strip()]
     parts = [t if ":" in t else t.lower() for t in parts]
+    names = list(POLICIES)
+    if any(t not in POLICIES for t in parts):      # the built-ins' fast loops need no registry
+        from vmlab.core.registry import POLICIES as NAMED
+        names += [n for n in NAMED if n not in POLICIES]
     bad = [t for t in parts if ":" not in t and t not in names]
     if not parts or bad:
         raise argparse.ArgumentTypeError(
@@ -149,7 +157,9 @@ def _trace_args(sub) -> None:
     t.add_argument("file", metavar="FILE", help="trace file, or - for standard input")
     t.add_argument("--format", choices=["auto", "refs", "lackey"], default="auto",
                    help="refs: page numbers; lackey: valgrind --tool=lackey --trace-mem=yes")
-    t.add_argument("--frames", type=_int_list, required=True, help="e.g. 3,4,8")
+    t.add_argument("--frames", type=_int_list, required=True, help="e.g. 3,4,8 or 1-512")
+    t.add_argument("--curve", action="store_true",
+                   help="the miss-ratio curve: a row per frame count (with --plot: miss ratio)")
     t.add_argument("--policy", type=_policy_list, default=_policy_list("fifo,lru,opt,clock,random"),
                    help="any of fifo,lru,opt,clock,random (default: these), second-chance, "
                         "nru, nfu, aging, working-set, wsclock, mru, and FILE.py:Class of your own")
@@ -227,6 +237,7 @@ def cmd_mount(args) -> int:
     backing = args.backing
     if backing is None:
         os.makedirs("/var/tmp", exist_ok=True)
+        import tempfile
         backing = tempfile.mkdtemp(prefix="vmlab-backing-", dir="/var/tmp")
     if args.foreground:
         from vmlab_fs.daemon import main as daemon_main
@@ -245,6 +256,8 @@ def cmd_umount(args) -> int:
 
 
 def cmd_stat(args) -> int:
+    import dataclasses
+
     import vmlab_fs
     from vmlab.front.fsview import render_host, render_stat, vmstat_header, vmstat_line
     from vmlab_fs.accounting import host_page_io
@@ -256,7 +269,7 @@ def cmd_stat(args) -> int:
         host = m.daemon_io() if m.pid else None
         if args.json:
             print(json.dumps({"mountpoint": m.path, "stats": stats, "host": host,
-                              "files": {p: asdict(f) for p, f in files.items()}}))
+                              "files": {p: dataclasses.asdict(f) for p, f in files.items()}}))
         else:
             print(render_stat(stats, files))
             if host:
@@ -289,8 +302,8 @@ def cmd_mkswap(args) -> int:
 
 
 def cmd_trace(args) -> int:
-    from vmlab.front.tracecmd import render_results, replay_all, replay_vm
-    from vmlab.replay.traces import read_trace
+    from vmlab.front.tracecmd import needs_whole, render_curve, render_results, replay_all, replay_vm
+    from vmlab.replay.traces import TraceStream, read_trace
     if args.lab and not args.vm:
         raise UsageError("vmlab trace: --lab goes with --vm")
     if args.plot and not args.plot.lower().endswith(".png"):
@@ -298,10 +311,13 @@ def cmd_trace(args) -> int:
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         raise UsageError("vmlab trace: --plot needs matplotlib: pip install 'vmlab[plot]' "
                          "(scripts/setup.sh installs it)")
-    trace = read_trace(args.file, args.format)
+    whole = args.explain or args.vm or needs_whole(args.policy, args.frames)
+    trace = read_trace(args.file, args.format) if whole else TraceStream(args.file, args.format)
     if args.explain:
         return _explain(trace, args)
     data = replay_all(trace, args.policy, args.frames, args.seed, tick=args.tick, tau=args.tau)
+    if args.curve:
+        data["curve"] = True
     if args.vm:
         specs = [spec for spec in args.policy for _ in args.frames]     # the results' order
         for r, spec in zip(data["results"], specs):
@@ -319,7 +335,7 @@ def cmd_trace(args) -> int:
             r.pop("seconds", None)
         print(json.dumps(data))
     else:
-        render_results(data, name)
+        (render_curve if args.curve else render_results)(data, name)
         if args.plot:
             print(f"plot written to {args.plot}")
     return 0
@@ -332,10 +348,10 @@ def _explain(trace, args) -> int:
     if len(trace) > LIMIT:
         raise UsageError(f"vmlab trace: --explain is for short strings (at most {LIMIT} "
                          f"references); this trace has {len(trace)}")
-    refs = trace.pages.tolist()
+    refs, writes = trace.pages.tolist(), trace.writes.tobytes()
     for i, (spec, n) in enumerate((s, n) for s in args.policy for n in args.frames):
         print(("\n" if i else "") + "\n".join(
-            explain(refs, trace.writes, spec, n, args.seed, tick=args.tick, tau=args.tau)))
+            explain(refs, writes, spec, n, args.seed, tick=args.tick, tau=args.tau)))
     return 0
 
 

@@ -25,13 +25,17 @@ def figure(data: dict[str, Any], title: str):
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
     policies = list(dict.fromkeys(r["policy"] for r in data["results"]))
+    curve = data.get("curve", False)            # the miss ratio, a line without marks
     for policy in policies:
         pts = sorted((r["frames"], r["faults"]) for r in data["results"] if r["policy"] == policy)
-        ax.plot([x for x, _ in pts], [y for _, y in pts], label=policy, **STYLE.get(policy, {}))
+        ys = [y / data["refs"] if curve else y for _, y in pts]
+        style = {k: v for k, v in STYLE.get(policy, {}).items() if not (curve and k.startswith("marker"))}
+        ax.plot([x for x, _ in pts], ys, label=policy, **style)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))     # frames and faults come whole
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if not curve:
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("frames")
-    ax.set_ylabel("page faults")
+    ax.set_ylabel("miss ratio" if curve else "page faults")
     ax.set_title(f"{title} ({data['refs']} references, {data['pages']} pages)")
     ax.grid(True, alpha=0.3)
     ax.legend()

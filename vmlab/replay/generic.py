@@ -48,49 +48,69 @@ class Opt(Policy):
         return max(candidates, key=lambda f: self._next_use[f.page])
 
 
-def replay(pages: Sequence[int], writes: Sequence[int], frames: int, policy: Any,
-           step: Any = None) -> int:
-    """Faults of ``pages`` on ``frames`` frames under ``policy`` (a Policy, or
-    a guarded one), following the Machine's rules: frames fill in order; the
+class PolicyReplay:
+    """A replay under ``policy`` (a Policy, or a guarded one) on ``frames``
+    frames, following the Machine's rules: frames fill in order; the
     referenced bit is set on load and every reference; touched() follows
     every reference, load included; the dirty bit is set by a store, and a
     page read back from swap is dirty too (its slot is freed on the read).
-    ``step(k, page, victim_page_or_None_or_False, slots)`` after each
-    reference (False: a hit), for a view of every step."""
-    slots = [Slot(i) for i in range(frames)]
-    where: dict[int, Slot] = {}
-    in_swap: set[int] = set()           # pages evicted dirty: their only copy is in swap
-    used = faults = 0
-    touch = access_hook(policy)
-    loaded, released, victim = policy.loaded, policy.released, policy.victim
-    for k, (p, w) in enumerate(zip(pages, writes)):
-        s = where.get(p)
-        gone: Any = False
-        if s is None:
-            faults += 1
-            gone = None
-            if used < frames:
-                s = slots[used]
-                used += 1
-            else:
-                s = victim(slots)
-                released(s)
-                gone = s.page
-                del where[s.page]
-                if s.dirty:
-                    in_swap.add(s.page)
-            s.page, s.dirty = p, p in in_swap
-            in_swap.discard(p)
-            where[p] = s
-            loaded(s)
-        s.referenced = True
-        if w:
-            s.dirty = True
-        if touch is not None:
-            touch(s)
-        if step is not None:
-            step(k, p, gone, slots[:used])
-    return faults
+    ``feed`` it the references and their store flags in order."""
+
+    def __init__(self, frames: int, policy: Any, step: Any = None) -> None:
+        self.slots = [Slot(i) for i in range(frames)]
+        self.where: dict[int, Slot] = {}
+        self.in_swap: set[int] = set()      # pages evicted dirty: their only copy is in swap
+        self.policy, self.step = policy, step
+        self.used = self.faults = self.k = 0
+
+    def feed(self, pages: Sequence[int], writes: Sequence[int]) -> None:
+        """Replays the references; ``step(k, page, victim_page_or_None_or_False,
+        slots)`` after each (False: a hit), for a view of every step."""
+        where, slots, in_swap, step = self.where, self.slots, self.in_swap, self.step
+        touch, policy = access_hook(self.policy), self.policy
+        for p, w in zip(pages, writes):
+            s = where.get(p)
+            gone: Any = False
+            if s is None:
+                s, gone = self._load(p)
+            s.referenced = True
+            if w:
+                s.dirty = True
+            if touch is not None:
+                touch(s)
+            if step is not None:
+                step(self.k, p, gone, slots[:self.used])
+            self.k += 1
+
+    def _load(self, p: int) -> tuple[Slot, Any]:
+        """A miss on ``p``: a free slot, else the policy's victim; returns the
+        slot and the page it held (None: it was free)."""
+        self.faults += 1
+        gone = None
+        if self.used < len(self.slots):
+            s = self.slots[self.used]
+            self.used += 1
+        else:
+            s = self.policy.victim(self.slots)
+            self.policy.released(s)
+            gone = s.page
+            del self.where[s.page]
+            if s.dirty:
+                self.in_swap.add(s.page)
+        s.page, s.dirty = p, p in self.in_swap
+        self.in_swap.discard(p)
+        self.where[p] = s
+        self.policy.loaded(s)
+        return s, gone
+
+
+def replay(pages: Sequence[int], writes: Sequence[int], frames: int, policy: Any,
+           step: Any = None) -> int:
+    """Faults of ``pages`` on ``frames`` frames under ``policy`` by the rules
+    of PolicyReplay; ``step`` as its feed takes it."""
+    r = PolicyReplay(frames, policy, step)
+    r.feed(pages, writes)
+    return r.faults
 
 
 def replay_spec(spec: Any, pages: Sequence[int], writes: Sequence[int], frames: int,
@@ -107,4 +127,4 @@ def replay_spec(spec: Any, pages: Sequence[int], writes: Sequence[int], frames: 
             policy.close()
 
 
-__all__ = ["Opt", "Slot", "replay", "replay_spec"]
+__all__ = ["Opt", "PolicyReplay", "Slot", "replay", "replay_spec"]
