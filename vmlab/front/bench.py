@@ -164,6 +164,27 @@ def _process(argv: list[str]) -> tuple[float, int, str]:
     return float(seconds), int(peak), r.stdout
 
 
+# libCacheSim's Python binding, where it is installed (never required): the
+# same file as a plain-text trace of object ids, each object one frame.
+_LIBCACHESIM = ("import sys, libcachesim as lcs\n"
+                "reader = lcs.TraceReader(trace=sys.argv[1], trace_type=lcs.TraceType.PLAIN_TXT_TRACE)\n"
+                "cache = {'lru': lcs.LRU, 'fifo': lcs.FIFO}[sys.argv[2]](cache_size=int(sys.argv[3]))\n"
+                "print(round(cache.process_trace(reader)[0] * reader.get_num_of_req()))\n")
+PEERS = ("lru", "fifo")         # where libCacheSim's definitions are the textbook's
+
+
+def _peer(path: str, policy: str, frames: int, runs: int, faults: int) -> dict[str, Any]:
+    """libCacheSim's time and peak on the same file, or {} without it."""
+    import importlib.util
+    if policy not in PEERS or importlib.util.find_spec("libcachesim") is None:
+        return {}
+    done = [_process([sys.executable, "-c", _LIBCACHESIM, path, policy, str(frames)]) for _ in range(runs)]
+    if int(done[0][2]) != faults:
+        raise RuntimeError(f"{policy}: vmlab counts {faults}, libCacheSim {done[0][2].strip()}")
+    return {"libcachesim_seconds": min(x[0] for x in done),
+            "libcachesim_peak_mib": max(x[1] for x in done) / 1024}
+
+
 def measure_replay(n: int, frames: int = 32, runs: int = 3) -> dict[str, Any]:
     """``vmlab trace`` against the plain-loop program (plainloop.py) on one
     file of ``n`` references, as whole processes (start-up, reading and
@@ -189,7 +210,8 @@ def measure_replay(n: int, frames: int = 32, runs: int = 3) -> dict[str, Any]:
             rows.append({"policy": policy, "faults": faults, "seconds": tv, "plain_seconds": tp,
                          "refs_per_s": n / tv, "plain_refs_per_s": n / tp, "ratio": tv / tp,
                          "peak_mib": max(x[1] for x in v) / 1024,
-                         "plain_peak_mib": max(x[1] for x in p) / 1024})
+                         "plain_peak_mib": max(x[1] for x in p) / 1024,
+                         **_peer(path, policy, frames, runs, faults)})
     return {"refs": n, "frames": frames, "policies": rows}
 
 
@@ -332,6 +354,11 @@ def render(r: dict[str, Any]) -> None:
                 title=f"Trace replay, whole processes: vmlab trace against the plain-loop program, "
                       f"{rp['refs']:,} references, {rp['frames']} frames",
                 right=[False, True, True, True, True, True])
+    peers = [x for x in rp["policies"] if "libcachesim_seconds" in x]
+    for x in peers:
+        print(f"  libCacheSim (Python binding) {x['policy']}: {x['libcachesim_seconds']:.2f} s, "
+              f"{x['libcachesim_peak_mib']:.0f} MiB peak; vmlab trace {x['seconds']:.2f} s, "
+              f"{x['peak_mib']:.0f} MiB (same fault count)")
     vr = r["vm_replay"]
     print(f"\nFull-VM replay, {vr['refs']:,} references on {vr['frames']} frames: "
           f"{vr['refs_per_s']:,.0f} refs/s overall; hits {vr['hits_per_s']:,.0f}/s ({vr['hits']:,}), "
