@@ -33,10 +33,8 @@ def replay_all(source: Any, policies: list[str], frames: list[int],
     else:
         cells = make_cells(policies, frames, seed, **options)
         run_cells(cells, source)
-        out = results(cells, len(source) if isinstance(source, Trace) else source.refs)
-    refs = len(source) if isinstance(source, Trace) else source.refs
-    return {"refs": refs, "pages": source.distinct() if isinstance(source, Trace) else source.distinct,
-            "results": out}
+        out = results(cells, len(source))
+    return {"refs": len(source), "pages": source.distinct(), "results": out}
 
 
 def _sweep(trace: Trace, policy: str, frames: list[int], seed: int, **options: Any) -> list[dict[str, Any]]:

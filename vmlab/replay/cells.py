@@ -10,41 +10,42 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from vmlab.replay.policies import REPLAYERS, next_use
+from vmlab.replay.policies import REPLAYERS, next_use, run_starts
 
 FEED = 1 << 16              # references a cell is fed at a time from a trace in memory
 
 
 class Cell:
     """One policy at one frame count; ``faults`` once fed, and the
-    ``seconds`` its feeding took."""
+    ``seconds`` its feeding took. A built-in's loop ``folds`` (it is fed
+    folded chunks, and their next uses if it ``needs_future``); a Policy
+    is fed every reference and its store flag."""
 
     def __init__(self, spec: Any, frames: int, seed: int = 0, **options: Any) -> None:
-        self.frames, self.seconds = frames, 0.0
-        if spec in REPLAYERS:
-            self._fast = REPLAYERS[spec](frames, seed)
-            self.name, self.needs_future, self._replay = spec, self._fast.needs_future, None
+        self.frames, self.seconds, self._policy = frames, 0.0, None
+        self.folds = spec in REPLAYERS
+        if self.folds:
+            self._replayer: Any = REPLAYERS[spec](frames, seed)
+            self.name, self.needs_future = spec, self._replayer.needs_future
         else:
             from vmlab.core.registry import make_policy
             from vmlab.replay.generic import PolicyReplay
             self._policy = make_policy(spec, frames, seed, **options)
-            self._replay, self._fast = PolicyReplay(frames, self._policy), None
-            self.name, self.needs_future = getattr(self._policy, "name", str(spec)), False
+            self._replayer = PolicyReplay(frames, self._policy)
+            self.name, self.needs_future = self._policy.name, False
 
     @property
     def faults(self) -> int:
-        return (self._fast or self._replay).faults
+        return self._replayer.faults
 
-    def feed(self, refs: Sequence[int], writes: bytes, nexts: np.ndarray | None) -> None:
+    def feed(self, refs: Sequence[int], extra: Any) -> None:
+        """The next references, with their next uses (a fold) or store flags."""
         t0 = time.perf_counter()
-        if self._fast is not None:
-            self._fast.feed(refs, nexts)
-        else:
-            self._replay.feed(refs, writes)
+        self._replayer.feed(refs, extra)
         self.seconds += time.perf_counter() - t0
 
     def close(self) -> None:
-        if self._replay is not None and hasattr(self._policy, "close"):
+        if hasattr(self._policy, "close"):
             self._policy.close()
 
 
@@ -64,22 +65,17 @@ def run_cells(cells: list[Cell], source: Any) -> None:
     already set), random (no draw) and opt (fed the next use after the run),
     so their counts are exact. A policy of the user's, or one that counts
     time (tick, tau), sees every reference."""
-    future = any(c.needs_future for c in cells)
-    generic = any(c._replay is not None for c in cells)
-    fast = any(c._replay is None for c in cells)
+    nexts = next_use(source.pages) if any(c.needs_future for c in cells) else None
+    every = any(not c.folds for c in cells)
+    folds = any(c.folds for c in cells)
     try:
-        nexts = next_use(source.pages) if future else None
         lo = 0
         for pages, writes in _chunks(source):
-            hi = lo + len(pages)
-            refs, w = (pages.tolist(), writes.tobytes()) if generic else (None, b"")
-            folded, ahead = _folded(pages, nexts, lo) if fast else (None, None)
+            refs, flags = (pages.tolist(), writes.tobytes()) if every else (None, None)
+            folded, ahead = _folded(pages, nexts, lo) if folds else (None, None)
             for c in cells:
-                if c._replay is None:
-                    c.feed(folded, w, ahead)
-                else:
-                    c.feed(refs, w, None)
-            lo = hi
+                c.feed(*((folded, ahead) if c.folds else (refs, flags)))
+            lo += len(pages)
     finally:
         for c in cells:
             c.close()
@@ -90,7 +86,7 @@ def _folded(pages: np.ndarray, nexts: np.ndarray | None, lo: int) -> tuple[memor
     reference, and each run's next use (that of its last reference). The
     pages come as a memoryview: a loop over it makes each int as it goes,
     faster than a list made first."""
-    starts = np.flatnonzero(np.concatenate(([True], pages[1:] != pages[:-1])))
+    starts = run_starts(pages)
     if len(starts) == len(pages):
         return memoryview(np.ascontiguousarray(pages)), None if nexts is None else nexts[lo:lo + len(pages)]
     ahead = None if nexts is None else nexts[lo + np.append(starts[1:], len(pages)) - 1]

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from vmlab.replay.policies import next_use
+from vmlab.replay.policies import next_use, run_starts
 
 SHALLOW = 16                # a stack update this deep is a Python loop; deeper, numpy's
 
@@ -24,9 +24,7 @@ SHALLOW = 16                # a stack update this deep is a Python loop; deeper,
 def fold(pages: np.ndarray) -> np.ndarray:
     """``pages`` with each run of one page cut to its first reference; the
     rest are hits at distance 1, in every size, under every stack policy."""
-    if not len(pages):
-        return pages
-    return pages[np.concatenate(([True], pages[1:] != pages[:-1]))]
+    return pages[run_starts(pages)]
 
 
 def lru_curve(pages: np.ndarray, k_max: int) -> np.ndarray:
@@ -46,12 +44,12 @@ def lru_curve(pages: np.ndarray, k_max: int) -> np.ndarray:
 
 
 def _previous(p: np.ndarray) -> np.ndarray:
-    """Each reference's previous reference to the same page, or -1."""
-    order = np.argsort(p, kind="stable")
-    s = p[order]
+    """Each reference's previous reference to the same page, or -1: the
+    next uses turned round."""
+    nxt = next_use(p)
     prev = np.full(len(p), -1, np.int64)
-    same = np.flatnonzero(s[1:] == s[:-1])
-    prev[order[same + 1]] = order[same]
+    used = np.flatnonzero(nxt < len(p))
+    prev[nxt[used]] = used
     return prev
 
 
@@ -93,7 +91,7 @@ def opt_curve(pages: np.ndarray, k_max: int) -> np.ndarray:
     """
     p = fold(pages)
     nexts = next_use(p).tolist()
-    stack = array("q", bytes(8 * (k_max + 1)))      # next uses, top first
+    stack = array("q", bytes(8 * k_max))           # next uses, top first
     view = np.frombuffer(stack, np.int64)          # the same memory, for deep updates
     on: set[int] = set()                           # what the stack holds
     hits = [0] * (k_max + 2)
@@ -104,38 +102,34 @@ def opt_curve(pages: np.ndarray, k_max: int) -> np.ndarray:
             hits[d + 1] += 1
             on.discard(t)
             _sink(stack, view, d)
-        else:
-            if size < k_max:
-                size += 1
-                _sink(stack, view, size - 1)
-            else:
-                on.discard(_sink(stack, view, size))
+        elif size < k_max:
+            size += 1
+            _sink(stack, view, size - 1)
+        else:                                      # the bottom one falls past the cut
+            on.discard(_sink(stack, view, size, keep=False))
         stack[0] = nu
         on.add(nu)
     return len(p) - np.cumsum(hits[1:k_max + 1])
 
 
-def _sink(stack: array, view: np.ndarray, d: int) -> int:
+def _sink(stack: array, view: np.ndarray, d: int, keep: bool = True) -> int:
     """Carries the top down to depth ``d`` (whose page left for the top, or
-    is the slot past the bottom), swapping with every page needed later than
-    the one carried; returns what was carried out at ``d`` when d is past
-    the cut."""
+    a new slot at the bottom), swapping with every page needed later than
+    the one carried, and leaves it at ``d`` if ``keep``; returns it."""
     if d == 0:
         return stack[0]
     if d <= SHALLOW:
         carry = stack[0]
-        for k in range(1, min(d, len(stack) - 1)):
+        for k in range(1, d):
             v = stack[k]
             if v > carry:
                 stack[k], carry = carry, v
-        if d < len(stack) - 1:
-            stack[d] = carry
-        return carry
-    run = np.maximum.accumulate(view[:d])
-    view[1:d] = np.minimum(view[1:d], run[:-1])
-    carry = int(run[-1])
-    if d < len(view) - 1:
-        view[d] = carry
+    else:
+        run = np.maximum.accumulate(view[:d])
+        view[1:d] = np.minimum(view[1:d], run[:-1])
+        carry = int(run[-1])
+    if keep:
+        stack[d] = carry
     return carry
 
 

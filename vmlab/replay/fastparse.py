@@ -71,10 +71,11 @@ def lackey_block(raw: bytes) -> tuple[np.ndarray, np.ndarray] | None:
     alen, slen = comma - starts - 3, nl - comma - 1    # one comma per line, inside it
     if alen.min() < 1 or alen.max() > 16 or slen.min() < 1 or slen.max() > 8:
         return None
-    addr, size = _digits(a, comma, alen, 16, _HEX), _digits(a, nl, slen, 8, _DEC)
-    if addr is None or size is None:
+    nibbles, size = _digits(a, comma, alen, 16, _HEX), _digits(a, nl, slen, 8, _DEC)
+    if nibbles is None or size is None:
         return None
-    addr = addr.view(">u8").ravel().astype(np.uint64)
+    packed = np.ascontiguousarray((nibbles[:, 0::2] << 4) | nibbles[:, 1::2])   # two a byte
+    addr = packed.view(">u8").ravel().astype(np.uint64)
     size = size.astype(np.int64) @ _POW10
     if size.min() < 1 or size.max() > MAX_ACCESS or (addr > ~np.uint64(0) - (size - 1).astype(np.uint64)).any():
         return None
@@ -96,16 +97,12 @@ def _digits(a: np.ndarray, end: np.ndarray, length: np.ndarray, width: int,
             table: np.ndarray) -> np.ndarray | None:
     """The ``length`` digits before each ``end``, right-aligned in rows of
     ``width`` (zeros in front), as values by ``table``; None if one is not
-    a digit. Hex rows come back packed two digits a byte (big-endian)."""
+    a digit."""
     padded = np.concatenate((np.zeros(width, np.uint8), a))
     windows = np.lib.stride_tricks.as_strided(padded, (len(a) + 1, width), (1, 1))
     d = table[windows[end]]                        # rows of the width bytes before each end
     d[np.arange(-width, 0) < -length[:, None]] = 0
-    if (d == 255).any():
-        return None
-    if table is _HEX:
-        return np.ascontiguousarray((d[:, 0::2] << 4) | d[:, 1::2])
-    return d
+    return None if (d == 255).any() else d
 
 
 def _expand(addr: np.ndarray, size: np.ndarray, kind: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

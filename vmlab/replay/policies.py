@@ -176,6 +176,16 @@ class Opt(Replayer):
         self.faults += faults
 
 
+def run_starts(pages: np.ndarray) -> np.ndarray:
+    """Where each run of references to one page begins.
+
+    >>> run_starts(np.array([1, 1, 2, 1, 1])).tolist()
+    [0, 2, 3]
+    """
+    return np.flatnonzero(np.concatenate(([True], pages[1:] != pages[:-1]))) if len(pages) \
+        else np.zeros(0, np.int64)
+
+
 CHUNK = 1 << 18              # references next_use sorts at a time: its temporaries stay small
 
 

@@ -11,6 +11,7 @@ the replay needs no look-ahead (``TraceStream``).
 from __future__ import annotations
 
 import codecs
+import os
 import sys
 from typing import BinaryIO, Iterable, Iterator
 
@@ -65,7 +66,7 @@ def parse_lackey(lines: Iterable[str]) -> Trace:
 class TraceStream:
     """A trace file's references, chunk by chunk (one chunk a block), for
     replays that need no look-ahead: memory stays bounded whatever the
-    length. Iterate once; then ``refs`` and ``distinct`` hold the counts.
+    length. Iterate once; then ``len()`` and ``distinct()`` give the counts.
     Opening checks the file and the format at once (TraceError)."""
 
     def __init__(self, path: str, fmt: str = "auto") -> None:
@@ -83,8 +84,11 @@ class TraceStream:
         self.format, self.refs = fmt, 0
         self._distinct = _Distinct()
 
-    @property
+    def __len__(self) -> int:
+        return self.refs
+
     def distinct(self) -> int:
+        """How many different pages the references read so far touch."""
         return self._distinct.count()
 
     def size_hint(self) -> int:
@@ -117,11 +121,10 @@ def read_trace(path: str, fmt: str = "auto") -> Trace:
     for p, w in stream:
         pages.extend(p)
         writes.extend(w)
-    return Trace(pages.view(), writes.view(), stream.distinct)
+    return Trace(pages.view(), writes.view(), stream.distinct())
 
 
 def _file_size(f: BinaryIO) -> int:
-    import os
     return os.fstat(f.fileno()).st_size
 
 
