@@ -193,6 +193,22 @@ class SwapDisk:
         if not aligned:
             view[:] = dst
 
+    def read_run(self, first: int, pages: list) -> None:
+        """Read the consecutive slots ``first``, ``first + 1``, ... into
+        ``pages`` (page-aligned writable 4096-byte buffers) in one system
+        call: swap readahead. Each slot's checksum is checked."""
+        for i in range(len(pages)):
+            self._check(first + i)
+            if not self._written[first + i]:
+                raise SwapError(f"slot {first + i} was never written")
+        n = os.preadv(self.fd, pages, first * PAGE)
+        self.reads += len(pages)
+        if n != PAGE * len(pages):
+            raise OSError(errno.EIO, f"short read from swap slots {first}.. ({n} bytes)")
+        for i, page in enumerate(pages):
+            if zlib.crc32(page) != self._crc[first + i]:
+                raise SwapChecksumError(f"swap slot {first + i} of {self.path} failed its checksum")
+
     # -- reporting -------------------------------------------------------
 
     def swaps_line(self, header: bool = False) -> str:

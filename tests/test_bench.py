@@ -41,13 +41,21 @@ def test_quick_bench_json_has_every_figure():
               (fsr["ratio"], fsr["ratio"] <= fsr["target"])] + \
              [(ratio[p], ratio[p] <= bound) for p, bound in REPLAY_WITHIN.items()] + \
              [(sc["flatness"], sc["flatness"] <= sc["target"])]
+    rf = d["real_faults"]                     # CI runs as root: userfaultfd is there
+    assert "skipped" not in rf, rf
+    assert min(rf["zero_fault_ns"], rf["kernel_fault_ns"], rf["swapin_fault_ns"],
+               rf["mount_read_ns"], rf["scan_faults_per_s"]) > 0
+    assert close(rf["zero_ratio"], rf["zero_fault_ns"] / rf["kernel_fault_ns"])
+    assert close(rf["swapin_ratio"], rf["swapin_fault_ns"] / (rf["mount_read_ns"] + rf["zero_fault_ns"]))
+    judged.append((rf["swapin_ratio"], rf["swapin_ratio"] <= rf["target"]))
     assert [(t["measured"], t["met"]) for t in d["targets"]] == judged
 
 
 def test_quick_bench_text_ends_with_the_targets():
     r = run_vmlab("bench", "--quick", timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "Faults and requests" in r.stdout and r.stdout.strip().splitlines()[-9] == "Targets"
+    assert "Real faults (userfaultfd" in r.stdout
+    assert "Faults and requests" in r.stdout and r.stdout.strip().splitlines()[-10] == "Targets"
     assert "measuring" in r.stderr                # progress goes to stderr when piped
 
 

@@ -231,7 +231,7 @@ def test_bad_input_is_one_line_and_exit_2(argv, why):
 
 
 def _demo_table(out: str) -> dict[str, list[str]]:
-    lines = out.split("Page fault costs, measured")[1].splitlines()[1:]
+    lines = out.split("Page fault costs, measured")[1].split("\n7. Real faults")[0].splitlines()[1:]
     rows = [l for l in lines if l and not l.startswith(("Feature", "major", "unmounted", "("))]
     table = {}
     for l in rows:
@@ -252,6 +252,11 @@ def test_demo_runs_every_seed_feature_and_fills_the_table():
         assert int(cols[2]) > 0                           # faults measured
         assert (int(cols[-1]) > 0) == major               # requests only for disk faults
     assert "every page read back intact" in r.stdout and "FAILED" not in r.stdout
+    # the real section: a real child's faults, served by the pager (root here, as in CI)
+    real = r.stdout.split("Real page faults, served by vmlab's pager")[1].splitlines()[1:]
+    rows = {l.split("  ")[0]: l.split() for l in real if l.startswith(("Zero fill", "Swap in"))}
+    assert set(rows) == {"Zero fill", "Swap in"} and "data intact" in r.stdout
+    assert rows["Swap in"][2] == "Major" and int(rows["Swap in"][3]) > 0
     mnt = r.stdout.split("lab filesystem at ")[1].split()[0]
     assert r.stdout.split()[-1] == mnt and vmlab_fs.mounted_fstype(mnt) is None and not os.path.exists(mnt)
 

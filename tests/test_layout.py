@@ -112,6 +112,14 @@ def test_trace_replay_stands_apart():
     assert all(a.endswith((" -> vmlab.core.policy", " -> vmlab.core.registry")) for a in arrows), arrows
 
 
+def test_the_real_machine_stands_on_the_core():
+    """The real machine uses the core's frame table, policies, swap device and
+    lab guard, and knows nothing of the front or of trace replay."""
+    assert not _arrows("vmlab.real", ("vmlab", "vmlab.front", "vmlab.replay", "vmlab_scenarios"))
+    uses = {b for a, bs in graph().items() if a.startswith("vmlab.real") for b in bs}
+    assert {"vmlab.core.frame", "vmlab.core.registry", "vmlab.core.lab", "vmlab_swapdisk"} <= uses
+
+
 def test_the_layers_below_know_nothing_of_vmlab():
     for low in ("vmlab_fs", "vmlab_swapdisk"):
         assert not _arrows(low, ("vmlab", "vmlab.core", "vmlab.front", "vmlab.replay",
@@ -124,7 +132,9 @@ def test_the_reader_sees_the_whole_house():
             "vmlab_fs.labfs", "vmlab_swapdisk.disk"} <= set(mods)
     import vmlab
     assert set(vmlab.__all__) >= {"Machine", "Process", "VMError"}
-    assert all(m.startswith("vmlab.core.") for m in vmlab._PUBLIC.values())   # the core's face
+    assert set(vmlab.__all__) >= {"RealMachine", "Policy"}
+    # the core's face, and the real machine's beside it
+    assert all(m.startswith(("vmlab.core.", "vmlab.real.")) for m in vmlab._PUBLIC.values())
 
 
 def test_no_function_is_longer_than_50_lines():

@@ -14,9 +14,9 @@ __version__ = "0.2.0"
 # Machine (vmlab trace, vmlab --version) never loads the VM or the lab.
 _PUBLIC = {
     "Machine": "vmlab.core.machine", "Process": "vmlab.core.process",
-    "Policy": "vmlab.core.policy",
+    "Policy": "vmlab.core.policy", "RealMachine": "vmlab.real.machine",
     **dict.fromkeys(("BusError", "LabError", "MapError", "OutOfMemory", "PageIOError",
-                     "PolicyError", "SegFault", "VMError", "WriteBackError"), "vmlab.core.errors"),
+                     "PolicyError", "SegFault", "VMError", "WorkloadError", "WriteBackError"), "vmlab.core.errors"),
 }
 __all__ = sorted(_PUBLIC)
 

@@ -37,6 +37,11 @@ class WriteBackError(VMError):
     stay in memory and are retried on eviction and at close: not lost."""
 
 
+class WorkloadError(VMError):
+    """A real machine's workload ended without returning: it died (a signal,
+    an exit), outran its timeout, or raised what could not be passed back."""
+
+
 class PageIOError(VMError):
     """A page could not be read from or written to the lab (the errno and
     its text say why). Every I/O failure of the VM becomes this, or its

@@ -34,6 +34,12 @@ class Frame:
     pgoff: int = 0                  # its file offset
     nbytes: int = 0                 # its bytes inside the file (what a write-back writes)
 
+    def clear(self) -> None:
+        """Empty: no mappings, clean, unpinned, no file."""
+        self.rmap.clear()
+        self.pinned = self.page_dirty = False
+        self.file = None
+
     def in_use(self) -> bool:
         """Mapped, or a dirty file page kept after its last mapping went
         because its write-back failed (retried on eviction and at close)."""
@@ -70,11 +76,13 @@ class FrameTable:
     ([0, 1, 2], None, 0)
     """
 
-    def __init__(self, nframes: int) -> None:
+    def __init__(self, nframes: int, frame: type = Frame) -> None:
+        """``nframes`` pre-faulted page frames; ``frame``: the class of each
+        (made as ``frame(index, view)``). Raises OSError, MemoryError."""
         flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
         self.mem = mmap.mmap(-1, nframes * PAGE, flags=flags)
         view = memoryview(self.mem)
-        self.frames = [Frame(i, view[i * PAGE:(i + 1) * PAGE]) for i in range(nframes)]
+        self.frames = [frame(i, view[i * PAGE:(i + 1) * PAGE]) for i in range(nframes)]
         self._free = list(range(nframes))
 
     def alloc(self) -> Frame | None:
@@ -82,10 +90,8 @@ class FrameTable:
 
     @staticmethod
     def reset(frame: Frame) -> None:
-        """Make ``frame`` empty: no mappings, clean, unpinned, no file."""
-        frame.rmap.clear()
-        frame.pinned = frame.page_dirty = False
-        frame.file = None
+        """Make ``frame`` empty (its own ``clear()``)."""
+        frame.clear()
 
     def free(self, frame: Frame) -> None:
         """Empty ``frame`` and put it back on the free list."""

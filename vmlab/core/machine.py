@@ -14,23 +14,22 @@ counters. This is the public entry point.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import mmap
 import os
 import sys
 from typing import Any
 
 import vmlab_fs
-from vmlab.core.errors import LabError, OutOfMemory, PageIOError, VMError, WriteBackError
+from vmlab.core.errors import OutOfMemory, PageIOError, VMError, WriteBackError
 from vmlab.core.frame import FrameTable
-from vmlab.core.labio import LabIO
+from vmlab.core.lab import Lab, new_swap_file, run_all
 from vmlab.core.mm import MM
 from vmlab.core.page import PAGE
 from vmlab.core.policy import Policy
 from vmlab.core.registry import make_policy
 from vmlab.core.process import Process
 from vmlab.core.reclaim import flush_orphans
-from vmlab_swapdisk import SwapDisk, SwapHeader, mkswap
+from vmlab_swapdisk import SwapDisk
 
 PHYS_BASE = 0xC0000000
 STACK_MAX = 8 << 20
@@ -52,7 +51,7 @@ class Machine:
                  io_timeout: float | None = 10.0) -> None:
         slots = _check_args(frames, stack_max, phys_base, swap_mb, io_timeout)
         self._closed = False
-        self._mount_cm = None
+        self._lab: Lab | None = None
         self.mount: vmlab_fs.Mount | None = None       # the embedded mount, if this Machine made it
         self.lab_mount: vmlab_fs.Mount | None = None   # the vmlab mount in use (None: a plain directory)
         self.swap_path = ""
@@ -70,7 +69,7 @@ class Machine:
         self.mm = MM(table, chosen, phys_base, stack_max)
         try:
             self._open_lab(lab, latency, io_timeout)
-            self.swap_path, header = _new_swap_file(self.lab, (slots + 1) * PAGE)
+            self.swap_path, header = new_swap_file(self.lab, (slots + 1) * PAGE)
             self.mm.swap = SwapDisk(self.swap_path, header=header)
             self._scratch = mmap.mmap(-1, PAGE)     # page-aligned, for O_DIRECT
             self.mm.bounce = memoryview(self._scratch)
@@ -82,16 +81,10 @@ class Machine:
     def _open_lab(self, lab: str | None, latency: str, io_timeout: float | None) -> None:
         """Mount an embedded lab (``lab=None``) or take the one given; set
         ``lab``, ``backing``, ``lab_mount`` and the I/O guard."""
-        if lab is None:
-            self._mount_cm = vmlab_fs.mount(latency=latency)
-            self.mount = self._mount_cm.__enter__()
-            lab = self.mount.path
-        elif not os.path.isdir(lab):
-            raise ValueError(f"lab {lab!r} is not a directory (mount one with 'vmlab mount')")
-        self.lab = lab
-        lab_mount = self.lab_mount = self.mount or _attach(lab)
-        self.backing = lab_mount.backing if lab_mount else lab
-        self.mm.io = _guard(lab, lab_mount, self.mount is not None, io_timeout)
+        self._lab = where = Lab(lab, latency, io_timeout)
+        self.lab, self.mount, self.lab_mount = where.path, where.mount, where.lab_mount
+        self.backing = where.backing
+        self.mm.io = where.io
 
     # -- what the machine shows (owned by mm) ------------------------------------
 
@@ -196,18 +189,13 @@ class Machine:
             steps.append(lambda: os.unlink(self.swap_path))
         if self._scratch is not None:
             steps.append(self._scratch.close)
-        for step in steps:
-            try:
-                step()
-            except (OSError, BufferError):
-                pass    # a dead mount, or a view still held by a traceback
+        run_all(steps)
         if mm is not None:
             mm.files.clear()
             mm.pagecache.clear()
             mm.slot_users.clear()
-        if self._mount_cm is not None:
-            cm, self._mount_cm = self._mount_cm, None
-            cm.__exit__(None, None, None)
+        if self._lab is not None:
+            self._lab.unmount()
 
     def __enter__(self) -> "Machine":
         return self
@@ -243,41 +231,3 @@ def _check_args(frames: Any, stack_max: Any, phys_base: Any, swap_mb: Any,
 def _positive_int(v: Any, name: str) -> None:
     if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
         raise ValueError(f"{name} must be a positive int, not {v!r}")
-
-
-def _attach(lab: str) -> vmlab_fs.Mount | None:
-    """The vmlab mount at ``lab``, or None if it is a plain directory."""
-    try:
-        return vmlab_fs.attach(lab)
-    except vmlab_fs.MountError:
-        return None
-
-
-def _guard(lab: str, mount: vmlab_fs.Mount | None, ours: bool, timeout: float | None) -> LabIO:
-    """The I/O guard: on a vmlab mount, a watchdog that aborts requests
-    stuck longer than ``timeout`` (killing the daemon only as a last resort,
-    and only if ``ours``: a mount this Machine started); on a plain
-    directory, no watchdog."""
-    if mount is None:
-        return LabIO(lab, None, lambda: None)
-    conn, pid = vmlab_fs.connection(lab), mount.pid if ours else None
-    return LabIO(lab, timeout, lambda: vmlab_fs.abort(conn, pid))
-
-
-def _new_swap_file(lab: str, size: int) -> tuple[str, SwapHeader]:
-    """``swap.img`` on the mount, or ``swap-N.img`` if another Machine has it."""
-    for n in range(1, 10_000):
-        path = os.path.join(lab, "swap.img" if n == 1 else f"swap-{n}.img")
-        try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        except FileExistsError:
-            continue
-        except OSError as e:
-            raise LabError(f"cannot create a swap file in {lab}: {e.strerror}") from None
-        try:
-            return path, mkswap(path, size, force=True)
-        except OSError as e:
-            with contextlib.suppress(OSError):
-                os.unlink(path)         # nothing left behind
-            raise LabError(f"cannot create a swap file in {lab}: {e.strerror}") from None
-    raise VMError(f"no free swap file name in {lab}")

@@ -95,8 +95,14 @@ def under_the_hand(policy: Any, candidates: Sequence[Any]) -> Iterator[Any]:
     """The candidates a clock hand (``policy.hand``, a frame index) passes,
     moving one frame at a time for two full turns and one frame more (two
     turns clear every reference bit); frames not evictable are passed over."""
-    allowed = {f.index: f for f in candidates}
     n = policy.nframes
+    if len(candidates) == n:            # all of them, index i at i: no map to build
+        for _ in range(2 * n + 1):
+            f = candidates[policy.hand]
+            policy.hand = (policy.hand + 1) % n
+            yield f
+        return
+    allowed = {f.index: f for f in candidates}
     for _ in range(2 * n + 1):
         f = allowed.get(policy.hand)
         policy.hand = (policy.hand + 1) % n
@@ -121,6 +127,8 @@ class Fifo(Policy):
         self.order.pop(frame, None)
 
     def victim(self, candidates: Sequence[Any]) -> Any:
+        if len(candidates) == self.nframes == len(self.order):
+            return next(iter(self.order))       # every frame may go: no set to build
         allowed = set(candidates)
         return next(f for f in self.order if f in allowed)
 

@@ -32,6 +32,10 @@ class Case(enum.Enum):
     MMAP = "mmap"               # a page of a mapped file, read from it
     PAGECACHE = "pagecache"     # a file page another mapping already holds
     SWAP = "swap"               # a page read back from swap
+    # The real machine's own minor cases (vmlab.real):
+    REF = "ref"                 # a touch of a page invalidated to sample its reference bit
+    WP = "wp"                   # a first write to a clean, write-protected page: now dirty
+    SWAPCACHE = "swapcache"     # a page swap readahead brought in, touched
 
     def __init__(self, name: str) -> None:
         # Plain attributes, set once: read on every fault, where an enum

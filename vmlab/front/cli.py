@@ -109,7 +109,7 @@ def build_parser() -> Parser:
     p.add_argument("--version", action="version", version=f"vmlab {__version__}")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
     for define in (_demo_args, _mount_args, _umount_args, _stat_args, _mkswap_args,
-                   _trace_args, _run_args, _bench_args, _policy_args):
+                   _trace_args, _run_args, _real_args, _bench_args, _policy_args):
         define(sub)
     return p
 
@@ -196,6 +196,28 @@ def _run_args(sub) -> None:
     r.add_argument("--smaps", type=_count, metavar="PID",
                    help="print /proc/PID/smaps before each munmap and as PID exits")
     r.add_argument("--swaps", action="store_true", help="print /proc/swaps as each process exits")
+    r.add_argument("--json", action="store_true", help="the result as one JSON object")
+
+
+def _real_args(sub) -> None:
+    r = sub.add_parser("real", help="page a real process's memory through userfaultfd")
+    r.add_argument("workload", metavar="WORKLOAD", nargs="?",
+                   help="scan, random, hot-cold, sort, matmul, matmul-blocked")
+    r.add_argument("--script", metavar="FILE.py", help="run main(mem) from FILE.py instead")
+    r.add_argument("--size", type=_size, default=64 << 20, help="the region (default 64M)")
+    r.add_argument("--frames", type=_count, default=256, help="page frames (default 256)")
+    r.add_argument("--policy", type=_policy_spec, default="clock",
+                   help="clock (default), fifo, lru, random, the textbook set, or FILE.py:Class")
+    r.add_argument("--latency", type=_latency, default="none", help=LATENCY_HELP)
+    r.add_argument("--lab", metavar="MNT", help="an existing vmlab mount")
+    r.add_argument("--readahead", type=int, choices=range(6), default=0, metavar="N",
+                   help="swap-ins read up to 2**N neighbouring slots (vm.page-cluster; 0-5)")
+    r.add_argument("--seed", type=int, default=0, help="the workload's seed")
+    r.add_argument("--vmstat", type=_seconds, nargs="?", const=1.0, metavar="S",
+                   help="print a vmstat-style line every S seconds (default 1)")
+    r.add_argument("--against-kernel", action="store_true",
+                   help="also run it under the kernel's reclaim (memory cgroup), one table")
+    r.add_argument("--timeout", type=_seconds, metavar="S", help="kill the workload after S seconds")
     r.add_argument("--json", action="store_true", help="the result as one JSON object")
 
 
@@ -374,6 +396,25 @@ def cmd_run(args) -> int:
                         args.seed, watch, show, args.json, tick=args.tick, tau=args.tau)
 
 
+def cmd_real(args) -> int:
+    from vmlab.front.realcmd import load_workload, run_real
+    if (args.workload is None) == (args.script is None):
+        raise UsageError("vmlab real: name a WORKLOAD (scan, random, hot-cold, sort, matmul, "
+                         "matmul-blocked) or give --script FILE.py, not both")
+    if args.size < 4096:
+        raise UsageError(f"vmlab real: --size {args.size} is under one page (4096)")
+    if args.lab and args.latency != "none":
+        raise UsageError("vmlab real: --latency applies to the embedded mount; "
+                         "on --lab, write 'latency ...' to MNT/.vmlab/control")
+    try:
+        workload, label = load_workload(args.workload, args.script)
+    except ValueError as e:
+        raise UsageError(f"vmlab real: {e}") from None
+    return run_real(workload, label, args.size, args.frames, args.policy, args.latency, args.lab,
+                    args.seed, args.readahead, args.vmstat, args.json, args.against_kernel,
+                    args.timeout)
+
+
 def cmd_bench(args) -> int:
     import contextlib
     from vmlab.front.bench import render, run_all
@@ -401,7 +442,7 @@ def cmd_policy(args) -> int:
     return 0
 
 
-COMMANDS = {"policy": cmd_policy, "demo": cmd_demo, "run": cmd_run, "bench": cmd_bench, "mount": cmd_mount, "umount": cmd_umount,
+COMMANDS = {"policy": cmd_policy, "demo": cmd_demo, "run": cmd_run, "real": cmd_real, "bench": cmd_bench, "mount": cmd_mount, "umount": cmd_umount,
             "stat": cmd_stat, "mkswap": cmd_mkswap, "trace": cmd_trace}
 
 
@@ -424,9 +465,11 @@ def _fail(e: Exception) -> int:
     import errno
     import vmlab_fs
     from vmlab_swapdisk import SwapError
-    from vmlab.core.errors import PolicyError
+    from vmlab.core.errors import PolicyError, VMError
     if isinstance(e, PolicyError):
         msg, code = str(e), 2              # the user's policy misbehaved
+    elif isinstance(e, VMError):
+        msg, code = str(e), 1              # the run failed: it says how
     elif isinstance(e, (vmlab_fs.MountError, ValueError, SwapError)):
         msg, code = str(e), 2 if isinstance(e, (vmlab_fs.BadMountpoint, ValueError)) else 1
     elif isinstance(e, OSError) and e.errno == errno.ENOTCONN:

@@ -1,0 +1,161 @@
+"""The real machine: a real child process's memory paged through
+userfaultfd, its swap on a real lab mount. Data, counters against the
+mount's own counts, injected I/O failures, and how a workload ends."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from vmlab import BusError, PolicyError, RealMachine, WorkloadError
+from vmlab.real import uffd
+
+PAGE = 4096
+
+
+def _uffd_missing() -> str:
+    try:
+        os.close(uffd.open_uffd())
+        return ""
+    except uffd.Unavailable as e:
+        return str(e)
+
+
+pytestmark = pytest.mark.skipif(bool(_uffd_missing()) and os.geteuid() != 0,
+                                reason=f"not root and {_uffd_missing()}")
+
+
+def pattern_workload(mem: memoryview, seed: int) -> dict:
+    """Write a seeded pattern over every page, read it back twice in other
+    orders (backwards, then shuffled), then change one byte of some pages
+    (a write to a clean page) and check all again. Returns the wrong bytes."""
+    import numpy as np
+    a = np.frombuffer(mem, dtype=np.uint8)
+    n = len(a) // PAGE
+    rng = np.random.default_rng(seed)
+    want = rng.integers(0, 256, size=len(a), dtype=np.uint8)
+    for p in range(n):
+        a[p * PAGE:(p + 1) * PAGE] = want[p * PAGE:(p + 1) * PAGE]
+    wrong = []
+    for order in (range(n - 1, -1, -1), rng.permutation(n)):
+        wrong.append(sum(int(np.count_nonzero(a[p * PAGE:(p + 1) * PAGE] != want[p * PAGE:(p + 1) * PAGE]))
+                         for p in order))
+    for p in rng.choice(n, size=n // 3, replace=False):
+        at = int(p) * PAGE + int(rng.integers(PAGE))
+        want[at] ^= 0x5A
+        a[at] ^= 0x5A
+    wrong.append(int(np.count_nonzero(a != want)))
+    return {"wrong": wrong, "pages": n}
+
+
+@pytest.mark.parametrize("policy", ["clock", "fifo", "lru", "random", "second-chance", "aging"])
+def test_a_region_8x_its_frames_reads_back_exactly(policy):
+    with RealMachine(frames=32, policy=policy) as rm:
+        out = rm.run(pattern_workload, 8 * 32 * PAGE, 7)
+        v = rm.vmstat()
+    assert out == {"wrong": [0, 0, 0], "pages": 256}
+    assert v["pswpout"] >= 256 - 32 and v["pswpin"] >= 256 - 32
+    assert v["wp_faults"] > 0               # the one-byte writes to clean pages were seen
+    assert v["pgfault"] == sum(v[c] for c in ("zero_faults", "swap_faults", "ref_faults",
+                                              "wp_faults", "swapcache_faults"))
+
+
+@pytest.mark.parametrize("readahead", [0, 2])
+def test_the_mount_counts_what_the_machine_counts(readahead):
+    with RealMachine(frames=16, policy="clock", readahead=readahead) as rm:
+        rm.run(pattern_workload, 128 * PAGE, 3)
+        v, files = rm.vmstat(), rm.mount.files()
+        swap = files["/" + os.path.basename(rm.swap_path)]
+    assert swap.read_bytes == v["pswpin"] * PAGE
+    assert swap.reads == v["pswpin"]                    # one 4 KiB request per page
+    assert swap.writes == v["pswpout"] + 1              # and the header mkswap wrote
+    assert swap.write_bytes == (v["pswpout"] + 1) * PAGE
+    assert v["pswpin"] == v["swap_faults"] + v["swap_ra"]
+    assert (v["swap_ra"] > 0) == (readahead > 0)
+
+
+def test_failed_writes_pass_over_a_victim_and_lose_nothing():
+    with RealMachine(frames=32, policy="clock") as rm:
+        rm.mount.control("fail write /swap.img EIO 5")
+        out = rm.run(pattern_workload, 8 * 32 * PAGE, 11)
+        v = rm.vmstat()
+    assert out["wrong"] == [0, 0, 0]
+    assert v["writeback_errors"] == 5
+
+
+def test_a_failed_read_kills_the_workload_and_the_machine_survives():
+    with RealMachine(frames=32, policy="fifo") as rm:
+        rm.mount.control("fail read /swap.img EIO 1")
+        with pytest.raises(BusError, match=r"was killed: a page of its region could not be "
+                                           r"read back from swap \(Input/output error\)"):
+            rm.run(pattern_workload, 8 * 32 * PAGE, 5)
+        out = rm.run(pattern_workload, 8 * 32 * PAGE, 6)      # the pager and mount go on
+        assert out["wrong"] == [0, 0, 0]
+        assert rm.vmstat()["nr_free_frames"] == 32 and rm.vmstat()["swap_used"] == 0
+
+
+def _raises(mem):
+    mem[0] = 1
+    raise KeyError("no such page")
+
+
+def _dies(mem, how):
+    mem[PAGE] = 1
+    if how == "signal":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if how == "exit":
+        raise SystemExit(3)
+    os._exit(4)
+
+
+def _spins(mem):
+    while True:
+        mem[0] = (mem[0] + 1) % 256
+
+
+def test_how_a_workload_ends_is_told():
+    with RealMachine(frames=4) as rm:
+        with pytest.raises(KeyError, match="no such page"):
+            rm.run(_raises, PAGE)
+        with pytest.raises(WorkloadError, match=r"was killed by SIGSEGV before returning"):
+            rm.run(_dies, 2 * PAGE, "signal")
+        with pytest.raises(WorkloadError, match=r"called exit\(3\) before returning"):
+            rm.run(_dies, 2 * PAGE, "exit")
+        with pytest.raises(WorkloadError, match=r"exited with status 4 before returning"):
+            rm.run(_dies, 2 * PAGE, "os._exit")
+        with pytest.raises(WorkloadError, match=r"ran past its timeout of 0.5 s and was killed"):
+            rm.run(_spins, PAGE, timeout=0.5)
+        assert rm.run(lambda mem: bytes(mem[:3]), PAGE) == b"\0\0\0"
+
+
+class Broken:
+    """A policy whose victim() is not a candidate."""
+
+    def __new__(cls, *a, **k):
+        from vmlab import Policy
+
+        class NotACandidate(Policy):
+            def victim(self, candidates):
+                return "frame 0"
+        return NotACandidate(*a, **k)
+
+
+def test_a_misbehaving_policy_ends_the_run_with_a_policy_error():
+    with RealMachine(frames=4, policy=Broken(4)) as rm:
+        with pytest.raises(PolicyError, match=r"victim\(\) returned 'frame 0', not one of the 4"):
+            rm.run(pattern_workload, 16 * PAGE, 1)
+
+
+def test_a_students_fifo_counts_exactly_as_the_builtin():
+    from tests.test_user_policy import MyFifo
+    runs = {}
+    for policy in ("fifo", MyFifo):
+        with RealMachine(frames=16, policy=policy) as rm:
+            assert rm.run(pattern_workload, 8 * 16 * PAGE, 2)["wrong"] == [0, 0, 0]
+            v = rm.vmstat()
+            runs[policy if isinstance(policy, str) else "mine"] = {
+                k: v[k] for k in ("pgfault", "pgmajfault", "pswpin", "pswpout", "evictions",
+                                  "wp_faults", "zero_faults")}
+    assert runs["mine"] == runs["fifo"] and runs["fifo"]["pswpout"] > 0

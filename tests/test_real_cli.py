@@ -1,0 +1,127 @@
+"""``vmlab real`` as a user runs it: workloads, --vmstat, --json,
+--script, --against-kernel's one table, bad input, and the one-line error
+where userfaultfd is refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import run_vmlab
+
+
+def real(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return run_vmlab("real", *args, timeout=timeout)
+
+
+@pytest.mark.parametrize("workload", ["scan", "random", "hot-cold", "sort", "matmul",
+                                      "matmul-blocked"])
+def test_each_workload_runs_and_checks_itself(workload):
+    r = real(workload, "--size", "1M", "--frames", "64", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["ok"] is True and out["result"]["ok"] is True
+    v, io = out["vmstat"], out["swap_io"]
+    assert v["pgfault"] > 0 and io["reads"] == v["pswpin"] and io["writes"] == v["pswpout"]
+
+
+def test_blocked_matmul_takes_fewer_major_faults_than_naive():
+    naive, blocked = (json.loads(real(w, "--size", "2M", "--frames", "128", "--json").stdout)
+                      for w in ("matmul", "matmul-blocked"))
+    assert blocked["vmstat"]["pgmajfault"] * 5 < naive["vmstat"]["pgmajfault"]
+
+
+def test_readahead_turns_major_faults_into_swapcache_hits():
+    plain, ra = (json.loads(real("scan", "--size", "2M", "--frames", "64", "--json",
+                                 "--readahead", n).stdout) for n in ("0", "3"))
+    assert ra["vmstat"]["swap_ra"] > 0 and ra["vmstat"]["swapcache_faults"] > 0
+    assert ra["vmstat"]["pgmajfault"] * 4 < plain["vmstat"]["pgmajfault"]
+    assert ra["vmstat"]["pswpin"] == plain["vmstat"]["pswpin"]      # the same pages come back
+
+
+def test_vmstat_lines_and_the_cost_table():
+    r = real("scan", "--size", "4M", "--frames", "64", "--vmstat", "0.2", "--latency", "200us")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    head = lines.index("    r     swpd     free       si       so       bi       bo      flt   majflt")
+    rates = [l for l in lines[head + 1:] if l.split() and l.split()[0].isdigit()]
+    assert len(rates) >= 2
+    assert any(l.startswith("swap     major") for l in lines)
+    assert lines[-1] == "ok"
+
+
+def test_the_kernel_side_by_side(tmp_path):
+    r = real("scan", "--size", "4M", "--frames", "256", "--against-kernel")
+    assert r.returncode == 0, r.stderr
+    row = {l.split("  ")[0].strip(): l.split() for l in r.stdout.splitlines()
+           if l.startswith(("vmlab (", "kernel ("))}
+    kernel = row["kernel (memory cgroup)"]
+    # every page of the file was read at least once by the kernel's faults
+    assert int(kernel[-3]) >= 1024 and int(kernel[-4]) >= 1024
+    out = json.loads(real("random", "--size", "4M", "--frames", "256", "--against-kernel",
+                          "--json").stdout)
+    assert out["kernel"]["result"]["ok"] and out["kernel"]["major"] == out["kernel"]["reads"]
+
+
+def test_a_script_of_ones_own(tmp_path):
+    script = tmp_path / "mine.py"
+    script.write_text("def main(mem):\n"
+                      "    for i in range(0, len(mem), 4096):\n"
+                      "        mem[i] = 7\n"
+                      "    return sum(mem[i] for i in range(0, len(mem), 4096))\n")
+    out = json.loads(real("--script", str(script), "--size", "256K", "--frames", "8",
+                          "--json").stdout)
+    assert out["result"] == 7 * 64 and out["vmstat"]["zero_faults"] == 64
+
+
+@pytest.mark.parametrize("args,says", [
+    ((), "name a WORKLOAD"),
+    (("nope",), "no workload 'nope'"),
+    (("scan", "--size", "12Q"), "bad size"),
+    (("scan", "--size", "100"), "under one page"),
+    (("scan", "--readahead", "9"), "invalid choice"),
+    (("scan", "--policy", "opt"), "opt needs to know the future"),
+    (("--script", "/nonexistent.py"), "no script"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, says):
+    r = real(*args)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and says in r.stderr, r.stderr
+
+
+def test_a_workload_that_raises_is_one_line(tmp_path):
+    script = tmp_path / "bad.py"
+    script.write_text("def main(mem):\n    mem[0] = 1\n    raise RuntimeError('oops')\n")
+    r = real("--script", str(script), "--size", "64K")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert "oops" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_where_userfaultfd_is_refused_the_error_says_how_to_enable_it(tmp_path):
+    """Root without CAP_SYS_PTRACE, and /dev/userfaultfd closed to it (a file
+    of nobody's over it in a mount namespace of our own): refused as an
+    unprivileged user is where vm.unprivileged_userfaultfd is 0."""
+    with open("/proc/sys/vm/unprivileged_userfaultfd") as f:
+        open_to_users = f.read().strip() == "1"
+    closed = tmp_path / "closed"
+    closed.touch()
+    os.chown(closed, 65534, 65534)
+    os.chmod(closed, 0o600)
+    caps = "-sys_ptrace,-dac_override,-dac_read_search"
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                        'mount --bind "$0" /dev/userfaultfd && exec "$@"', str(closed),
+                        "setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}", "--",
+                        sys.executable, "-m", "vmlab", "real", "scan", "--size", "64K",
+                        "--frames", "4"],
+                       capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, NO_COLOR="1"))
+    if open_to_users:               # this kernel lets every user have it: it simply runs
+        assert r.returncode == 0, r.stderr
+        return
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert ("userfaultfd is not available (userfaultfd(): Operation not permitted; "
+            "/dev/userfaultfd: Permission denied)") in r.stderr
+    assert "sysctl vm.unprivileged_userfaultfd=1" in r.stderr and "--device /dev/userfaultfd" in r.stderr

@@ -1,0 +1,390 @@
+"""The real machine: a real process's memory paged by vmlab through
+userfaultfd, with the simulated machine's frame table, policies and swap
+device on the lab mount.
+
+>>> from vmlab import RealMachine
+>>> def fill(mem):
+...     for i in range(0, len(mem), 4096):
+...         mem[i] = i // 4096 % 251
+...     return sum(mem[i] for i in range(0, len(mem), 4096))
+>>> with RealMachine(frames=8) as rm:
+...     total = rm.run(fill, 32 * 4096)
+...     v = rm.vmstat()
+>>> total == sum(i % 251 for i in range(32)), v["zero_faults"], v["pswpout"] >= 24
+(True, 32, True)
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import os
+import select
+import signal
+import socket
+import time
+from typing import Any, Callable
+
+import vmlab_fs
+from vmlab.core.errors import (BusError, LabError, OutOfMemory, PageIOError, VMError,
+                               WorkloadError)
+from vmlab.core.frame import FrameTable
+from vmlab.core.lab import Lab, new_swap_file, run_all
+from vmlab.core.page import PAGE
+from vmlab.core.policy import Policy
+from vmlab.core.registry import make_policy
+from vmlab.core.stats import FaultCosts, new_counters
+from vmlab.real import uffd as uffd_api
+from vmlab.real.pager import REAL_COUNTERS, Pager, RealFrame
+from vmlab.real.workload import FRAME, child_main, unframe
+from vmlab_swapdisk import SwapDisk
+
+HANDOVER_TIMEOUT = 30.0         # seconds the workload may take to map its region
+
+
+class RealMachine:
+    """``frames`` page frames for a real process's memory, a replacement
+    ``policy`` (a name, ``FILE.py:Class``, a Policy class or instance),
+    ``swap_mb`` MiB of swap on the lab mount (``lab=None``: an embedded
+    mount, removed on close), ``readahead`` N: swap-ins read up to 2**N
+    neighbouring slots (Linux's vm.page-cluster). Raises Unavailable
+    (a VMError) where userfaultfd cannot be had, with what to do."""
+
+    def __init__(self, frames: int = 64, policy: "str | type[Policy] | Policy" = "clock",
+                 swap_mb: float = 1024, lab: str | None = None, latency: str = "none",
+                 seed: int = 0, readahead: int = 0, tick: int | None = None,
+                 scan_every: int | None = None, pin: bool = True,
+                 io_timeout: float | None = 10.0) -> None:
+        _check(frames, swap_mb, readahead, scan_every)
+        os.close(uffd_api.open_uffd())          # fail here, with what to do, not in the child
+        self._closed = True
+        self._running = False
+        self._lab: Lab | None = None
+        self.mount: vmlab_fs.Mount | None = None        # the embedded mount, if made here
+        self.swap: SwapDisk | None = None
+        self.swap_path = ""
+        self.io = None
+        self.table = FrameTable(frames, RealFrame)
+        try:
+            self.policy = make_policy(policy, frames, seed, tick=tick)
+            self.readahead, self.pin = readahead, pin
+            self.scan_every = scan_every if scan_every is not None else frames
+            self.stat = new_counters() | dict.fromkeys(REAL_COUNTERS, 0)
+            self.costs = FaultCosts()
+            self.reclaim_ns = 0
+            self._lab = where = Lab(lab, latency, io_timeout)
+            self.lab, self.mount, self.io = where.path, where.mount, where.io
+            slots = int(swap_mb * (1 << 20)) // PAGE
+            self.swap_path, header = new_swap_file(self.lab, slots * PAGE)
+            self.swap = SwapDisk(self.swap_path, header=header)
+        except BaseException:
+            self._closed = False
+            self.close()
+            raise
+        self._closed = False
+        atexit.register(self.close)
+
+    # -- running a workload -------------------------------------------------------
+
+    def run(self, fn: Callable[..., Any], size: int, *args: Any, timeout: float | None = None,
+            every: float | None = None, report: Callable[[dict], None] | None = None) -> Any:
+        """Run ``fn(mem, *args)`` in a child process, ``mem`` a writable
+        memoryview of a ``size``-byte region this machine pages; returns
+        what ``fn`` returned. ``fn`` raising is raised here; the child dying
+        or running past ``timeout`` seconds is a WorkloadError; a page that
+        cannot be read back kills it (BusError), as does running out of
+        memory (OutOfMemory). ``report(vmstat)`` every ``every`` seconds."""
+        if self._closed:
+            raise VMError("this RealMachine is closed")
+        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+            raise ValueError(f"size must be a positive number of bytes, not {size!r}")
+        npages = -(-size // PAGE)
+        memfd = os.memfd_create("vmlab-region", os.MFD_CLOEXEC)
+        os.ftruncate(memfd, npages * PAGE)
+        mine, theirs = socket.socketpair()
+        cpu = _current_cpu() if self.pin else None
+        pid = os.fork()
+        if pid == 0:                                    # the workload
+            mine.close()
+            child_main(theirs, memfd, npages * PAGE, cpu, fn, args)
+        theirs.close()
+        run = _Run(self, pid, mine, memfd, npages)
+        self._running = True
+        pinned = self._pin(cpu)
+        try:
+            return run.serve(timeout, every, report)
+        finally:
+            self._running = False
+            run.close()
+            for who, mask in pinned:
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(who, mask)
+
+    def _pin(self, cpu: int | None) -> list[tuple[int, set[int]]]:
+        """Put the pager, and the embedded mount's daemon (ours: never another's),
+        on ``cpu`` with the workload: a wake-up across CPUs costs more than a
+        fault. Returns who was moved and their masks before."""
+        if cpu is None:
+            return []
+        moved = [(0, os.sched_getaffinity(0))]
+        os.sched_setaffinity(0, {cpu})
+        if self.mount is not None and self.mount.pid:
+            with contextlib.suppress(OSError):
+                moved.append((self.mount.pid, os.sched_getaffinity(self.mount.pid)))
+                os.sched_setaffinity(self.mount.pid, {cpu})
+        return moved
+
+    # -- figures --------------------------------------------------------------------
+
+    def vmstat(self) -> dict[str, int]:
+        """The counters, with the simulated machine's names where they mean
+        the same thing, plus the real machine's own cases.
+
+        Sample: ``{'pgfault': 9216, 'pgmajfault': 3072, 'pswpin': 3072,
+        'pswpout': 3328, ..., 'ref_faults': 512, 'wp_faults': 2048,
+        'ref_arms': 700, 'swap_ra': 0, 'pgsteal': 4352, 'nr_frames': 64}``
+        """
+        out = dict(self.stat)
+        out["pgsteal"] = out["evictions"]
+        out["nr_frames"] = len(self.table.frames)
+        out["nr_free_frames"] = self.table.nr_free
+        out["swap_slots"] = self.swap.slots
+        out["swap_used"] = self.swap.used
+        out["nr_processes"] = int(self._running)
+        return out
+
+    def fault_costs(self) -> dict[str, dict[str, int]]:
+        """Per case, the pager's service time: ``{'zero': {'count': 64,
+        'median_ns': 7100, 'p99_ns': 21000}, 'swap': ..., 'reclaim': ...}``."""
+        return self.costs.summary()
+
+    # -- lifetime ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Remove the swap file, unmount the embedded lab (each step runs even
+        if one before it failed)."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
+        steps = []
+        if self.io is not None:
+            steps.append(self.io.close)
+        if self.swap is not None:
+            steps.append(self.swap.close)
+        policy = getattr(self, "policy", None)
+        if hasattr(policy, "close"):
+            steps.append(policy.close)          # a user's policy's watchdog
+        steps.append(self.table.close)
+        if self.swap_path:
+            steps.append(lambda: os.unlink(self.swap_path))
+        run_all(steps)
+        if self._lab is not None:
+            self._lab.unmount()
+
+    def __enter__(self) -> "RealMachine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<RealMachine frames={len(self.table.frames)} policy={self.policy.name} lab={self.lab}>"
+
+
+class _Run:
+    """One workload being served: its process, its socket, its region and
+    the pager; ``serve`` until it returns, ``close`` always."""
+
+    def __init__(self, rm: RealMachine, pid: int, sock: socket.socket, memfd: int,
+                 npages: int) -> None:
+        self.rm, self.pid, self.sock, self.memfd, self.npages = rm, pid, sock, memfd, npages
+        self.pidfd = os.pidfd_open(pid)
+        self.pager: Pager | None = None
+        self.reaped = False
+
+    def serve(self, timeout: float | None, every: float | None,
+              report: Callable[[dict], None] | None) -> Any:
+        """The pager's loop: faults, the outcome, the child's end."""
+        deadline = time.monotonic() + timeout if timeout else None
+        u = self._handover()
+        rm = self.rm
+        self.pager = pager = Pager(u, self.memfd, self.npages, rm.table, rm.policy, rm.swap,
+                                   rm.io, rm.stat, rm.costs, rm.readahead, rm.scan_every)
+        poll = select.poll()
+        for fd in (u.fd, self.sock.fileno(), self.pidfd):
+            poll.register(fd, select.POLLIN)
+        buf, outcome, exited = bytearray(), None, False
+        next_report = time.monotonic() + every if every and report else None
+        timed, ufd = deadline is not None or next_report is not None, u.fd
+        while outcome is None and not exited:
+            ready = poll.poll(_wait_ms(deadline, next_report) if timed else -1)
+            if not timed and len(ready) == 1 and ready[0][0] == ufd:
+                self._faults(u, pager)          # the hot path: nothing else to look at
+                continue
+            for fd, _ in ready:
+                if fd == ufd:
+                    self._faults(u, pager)
+                elif fd == self.pidfd:
+                    exited = True
+                else:
+                    data = self.sock.recv(1 << 20)
+                    if data:
+                        buf += data
+                        outcome = unframe(buf)
+                    else:
+                        exited = True
+            now = time.monotonic()
+            if next_report is not None and now >= next_report:
+                report(rm.vmstat())
+                next_report = now + every
+            if deadline is not None and now >= deadline and outcome is None:
+                self._kill()
+                raise WorkloadError(f"the workload (pid {self.pid}) ran past its timeout "
+                                    f"of {timeout:g} s and was killed")
+        if outcome is None:
+            outcome = self._drain(buf)
+        return self._result(outcome)
+
+    def _handover(self) -> uffd_api.Uffd:
+        """The region's address and userfaultfd from the child."""
+        ready, _, _ = select.select([self.sock, self.pidfd], [], [], HANDOVER_TIMEOUT)
+        if self.sock not in ready:
+            self._kill()
+            raise WorkloadError(f"the workload (pid {self.pid}) did not set up its region "
+                                f"within {HANDOVER_TIMEOUT:g} s" if not ready else
+                                f"the workload (pid {self.pid}) died setting up its region "
+                                f"({self._status()})")
+        msg, fds, _, _ = socket.recv_fds(self.sock, 1 + FRAME.size, 1)
+        if msg[:1] != b"R" or not fds:
+            for fd in fds:
+                os.close(fd)
+            outcome = self._drain(bytearray())
+            if outcome[0] == "error" and isinstance(outcome[1], uffd_api.Unavailable):
+                raise outcome[1]
+            return self._result(outcome)            # raises
+        (base,) = FRAME.unpack(msg[1:])
+        return uffd_api.Uffd(fds[0], base)
+
+    def _faults(self, u: uffd_api.Uffd, pager: Pager) -> None:
+        """Serve every fault waiting; a page that cannot be served kills the workload."""
+        try:
+            for page, flags in u.read():
+                pager.fault(page, flags)
+        except (OutOfMemory, LabError) as e:
+            self._kill()
+            raise type(e)(f"the workload (pid {self.pid}) was killed: {e}") from None
+        except PageIOError as e:
+            self._kill()
+            raise BusError(f"the workload (pid {self.pid}) was killed: a page of its region "
+                           f"could not be read back from swap ({e})") from None
+        except VMError:
+            self._kill()
+            raise
+        except OSError as e:
+            if e.errno == 3:            # ESRCH: the workload is gone; its end tells why
+                return
+            self._kill()
+            raise VMError(f"the pager failed serving the workload (pid {self.pid}): "
+                          f"{e.strerror or e}") from e
+
+    def _drain(self, buf: bytearray) -> tuple:
+        """What the child sent before it ended, or how it ended."""
+        self.sock.setblocking(False)
+        while (outcome := unframe(buf)) is None:
+            try:
+                data = self.sock.recv(1 << 20)
+            except BlockingIOError:
+                if not self._exited():
+                    time.sleep(0.001)
+                    continue
+                data = b""
+            if not data:
+                return ("died", self._status())
+            buf += data
+        return outcome
+
+    def _result(self, outcome: tuple) -> Any:
+        kind = outcome[0]
+        if kind == "ok":
+            return outcome[1]
+        if kind == "exit":
+            raise WorkloadError(f"the workload (pid {self.pid}) called exit({outcome[1]!r}) "
+                                "before returning")
+        if kind == "died":
+            raise WorkloadError(f"the workload (pid {self.pid}) {outcome[1]} before returning")
+        e, text = outcome[1], outcome[2]
+        if e is None:
+            raise WorkloadError(f"the workload raised {text.splitlines()[-1]}")
+        e.add_note("in the workload:\n" + text)
+        raise e
+
+    def _exited(self) -> bool:
+        return bool(select.select([self.pidfd], [], [], 0)[0])
+
+    def _status(self) -> str:
+        """How the child ended, in words (it is reaped here)."""
+        if self.reaped:
+            return "ended"
+        _, status = os.waitpid(self.pid, 0)
+        self.reaped = True
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            return f"was killed by {signal.Signals(sig).name}"
+        return f"exited with status {os.waitstatus_to_exitcode(status)}"
+
+    def _kill(self) -> None:
+        if not self.reaped:
+            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+
+    def close(self) -> None:
+        """End and reap the child if it still runs, give back every frame and
+        slot the run held, close the descriptors."""
+        if not self.reaped:
+            self._kill()
+            self._status()
+        pager = self.pager
+        if pager is not None:
+            for slot in pager.slot_of:
+                if slot:
+                    self.rm.swap.free(slot)
+            for f in self.rm.table.frames:
+                if f.page is not None:
+                    self.rm.policy.released(f)
+                    self.rm.table.free(f)
+            self.rm.reclaim_ns += pager.reclaim_ns
+            pager.close()
+            os.close(pager.uffd.fd)
+        os.close(self.pidfd)
+        os.close(self.memfd)
+        self.sock.close()
+
+
+def _wait_ms(*moments: float | None) -> int:
+    """Milliseconds until the earliest of ``moments`` (None: none), -1 for ever."""
+    soon = [m for m in moments if m is not None]
+    if not soon:
+        return -1
+    return max(0, int((min(soon) - time.monotonic()) * 1000) + 1)
+
+
+def _current_cpu() -> int | None:
+    """The CPU this process runs on, where it may stay; None if unknown."""
+    libc = ctypes.CDLL(None)
+    cpu = libc.sched_getcpu()
+    return cpu if cpu >= 0 and cpu in os.sched_getaffinity(0) else None
+
+
+def _check(frames: Any, swap_mb: Any, readahead: Any, scan_every: Any) -> None:
+    """ValueError for an argument RealMachine does not take."""
+    if not isinstance(frames, int) or isinstance(frames, bool) or frames <= 0:
+        raise ValueError(f"frames must be a positive int, not {frames!r}")
+    if not isinstance(swap_mb, (int, float)) or isinstance(swap_mb, bool) or not 0 < swap_mb <= 1 << 20:
+        raise ValueError(f"swap_mb must be a positive number of MiB, not {swap_mb!r}")
+    if int(swap_mb * (1 << 20)) // PAGE < 2:
+        raise ValueError(f"swap_mb={swap_mb} is too small for one slot")
+    if not isinstance(readahead, int) or isinstance(readahead, bool) or not 0 <= readahead <= 5:
+        raise ValueError(f"readahead must be 0-5 (up to 2**5 pages a read), not {readahead!r}")
+    if scan_every is not None and (not isinstance(scan_every, int) or scan_every <= 0):
+        raise ValueError(f"scan_every must be a positive int, not {scan_every!r}")

@@ -1,0 +1,381 @@
+"""The pager: serves a real workload's page faults from the core's frame
+table, a replacement policy and the swap device on the lab mount.
+
+The workload's region is a memfd mapped shared in the workload only; the
+pager never maps it (it uses pread, UFFDIO_COPY and hole punching). A page
+of the region is in one of these states, kept in two tables the pager
+alone edits (``frame_of`` and ``slot_of``, its SPT):
+
+    absent           never touched, or dropped clean: a touch zero-fills
+    in swap          ``slot_of[page]`` holds its only copy: a touch reads it
+    mapped           ``frame_of[page]`` is a frame and the page is in the
+                     workload's memory; clean pages are write-protected
+    held             in a frame's own bytes, not mapped: its reference bit
+                     was cleared (or swap readahead brought it); a touch is
+                     a minor fault served from those bytes
+
+User space cannot read the MMU's accessed bits, so a reference bit is
+simulated the 4.2BSD way: clearing a mapped page's bit (the policy's clock
+hand does it) takes the page out of the workload's memory while the pager
+keeps its bytes; the next touch faults (a ``ref`` fault, no I/O) and sets
+the bit again.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import os
+import time
+from array import array
+from dataclasses import dataclass, field
+from typing import Any
+
+from vmlab.core.errors import LabError, OutOfMemory, PageIOError
+from vmlab.core.frame import FrameTable
+from vmlab.core.labio import LabIO
+from vmlab.core.page import PAGE_KIB
+from vmlab.core.stats import RECLAIM, Case, FaultCosts
+from vmlab.real.uffd import COPY_WP, FLAG_WP, FLAG_WRITE, PAGE, Uffd, punch
+from vmlab_swapdisk import SwapDisk
+
+TRIES = 2       # a victim whose write-out fails is tried once more, then passed over
+
+# The real machine's counters beyond the simulated machine's.
+REAL_COUNTERS = ("ref_faults", "wp_faults", "swapcache_faults", "ref_arms",
+                 "swap_ra", "swap_ra_hit")
+
+
+@dataclass(eq=False, slots=True)
+class RealFrame:
+    """One frame of the real machine. A policy sees ``index``, ``page`` (the
+    page number in the region), ``referenced`` (clearing it takes a mapped
+    page out of the workload's memory, so the next touch is seen) and
+    ``dirty``. ``view`` holds the page's bytes while it is not mapped."""
+
+    index: int
+    view: memoryview
+    page: int | None = None
+    dirty: bool = False
+    mapped: bool = False            # in the workload's memory (else held in view)
+    readahead: bool = False         # brought by swap readahead, not touched yet
+    addr: int = 0                   # the address of view: the source of a COPY
+    cleared: list = field(default_factory=list)    # the pager's list of bits cleared
+    _ref: bool = False
+
+    @property
+    def referenced(self) -> bool:
+        return self._ref
+
+    @referenced.setter
+    def referenced(self, value: bool) -> None:
+        if self._ref and not value and self.mapped:
+            self.cleared.append(self)
+        self._ref = bool(value)
+
+    def clear(self) -> None:
+        """Empty: no page, clean, not mapped."""
+        self.page = None
+        self.dirty = self.mapped = self.readahead = self._ref = False
+
+
+def address_of(buffer: Any) -> int:
+    """The address of a writable buffer (an mmap's memory)."""
+    c = ctypes.c_char.from_buffer(buffer)
+    try:
+        return ctypes.addressof(c)
+    finally:
+        del c
+
+
+class Pager:
+    """Serves the faults of one region of ``npages`` pages through ``uffd``,
+    with the frames of ``table``, ``policy``'s choices and ``swap`` behind
+    ``io``. Counters go to ``stat``, service times to ``costs``."""
+
+    def __init__(self, uffd: Uffd, memfd: int, npages: int, table: FrameTable, policy: Any,
+                 swap: SwapDisk, io: LabIO, stat: dict[str, int], costs: FaultCosts,
+                 readahead: int = 0, scan_every: int = 0) -> None:
+        self.uffd, self.memfd, self.npages = uffd, memfd, npages
+        self.table, self.policy, self.swap, self.io = table, policy, swap, io
+        self.stat, self.costs = stat, costs
+        self.frames = tuple(table.frames)       # the candidates when every frame may go
+        self.frame_of: list[RealFrame | None] = [None] * npages
+        self.slot_of = array("q", bytes(8 * npages))
+        self.page_of = array("q", b"\xff" * 8 * (swap.slots + 1))     # slot -> page (-1: none)
+        self.cleared: list[RealFrame] = []
+        base = address_of(table.mem)
+        for f in table.frames:
+            f.clear()
+            f.addr, f.cleared = base + f.index * PAGE, self.cleared
+        self._zero = mmap.mmap(-1, PAGE)
+        self.zero_addr = address_of(self._zero)
+        self.cluster = 1 << readahead if readahead else 1
+        self.touched = policy.touched if policy.wants_touch else None
+        self.tick_every = policy.tick_every
+        self.scan_every = scan_every if policy.wants_touch else 0
+        self.faults = 0
+        self.reclaim_ns = 0
+
+    # -- the fault path ------------------------------------------------------------
+
+    def fault(self, page: int, flags: int) -> None:
+        """Serve one fault message: decide from the page's state (two threads
+        may report one page), call the handler for its case, count it."""
+        t0 = time.perf_counter_ns()
+        r0 = self.reclaim_ns
+        f = self.frame_of[page]
+        write = bool(flags & FLAG_WRITE)
+        if f is None:
+            case = self.do_swap_page(page, write) if self.slot_of[page] else self.do_anonymous_page(page, write)
+        elif not f.mapped:
+            case = self.do_held_page(f, write)
+        elif flags & FLAG_WP or (write and not f.dirty):
+            case = self.do_wp_page(f)
+        else:
+            self.uffd.wake(page)                # served already (another thread's report)
+            return
+        stat = self.stat
+        stat["pgfault"] += 1
+        stat[case.counter] += 1
+        if case.major:
+            stat["pgmajfault"] += 1
+        self.costs.record(case.key, time.perf_counter_ns() - t0 - (self.reclaim_ns - r0))
+        self.uffd.wake(page)        # last: on one CPU the workload runs at once
+        self.faults += 1
+        if self.tick_every and self.faults % self.tick_every == 0:
+            self.policy.tick()
+            self.arm_cleared()
+        if self.scan_every and self.faults % self.scan_every == 0:
+            self.scan_references()
+
+    def do_anonymous_page(self, page: int, write: bool) -> Case:
+        """First touch (or a clean page dropped): a page of zeros, write-protected
+        unless the touch is a write (then it is dirty at once)."""
+        f = self.get_frame()
+        self.uffd.copy(page, self.zero_addr, 0 if write else COPY_WP)
+        self.install(f, page, write)
+        return Case.ZERO
+
+    def do_swap_page(self, page: int, write: bool) -> Case:
+        """A page whose only copy is in swap: one read (with its readahead
+        neighbours when ``cluster`` > 1), then mapped; a write frees the slot."""
+        slot = self.slot_of[page]
+        f = self.get_frame()
+        run, first = [f], slot
+        if self.cluster > 1:
+            run, first = self._readahead_frames(f, slot)
+        try:
+            with self.io:
+                if len(run) == 1:
+                    self.swap.read(slot, f.view, aligned=True)
+                else:
+                    self.swap.read_run(first, [g.view for g in run])
+        except BaseException:
+            for g in run:
+                self.table.free(g)
+            raise
+        n = len(run)
+        self.stat["pswpin"] += n
+        self.stat["pgpgin"] += n * PAGE_KIB
+        self.stat["swap_ra"] += n - 1
+        if write:
+            self._drop_slot(page)
+        self.uffd.copy(page, f.addr, 0 if write else COPY_WP)
+        self.install(f, page, write)
+        for i, g in enumerate(run):
+            if g is not f:
+                self.hold(g, self.page_of[first + i])
+        return Case.SWAP
+
+    def do_held_page(self, f: RealFrame, write: bool) -> Case:
+        """A page held in its frame's bytes (its bit was cleared, or readahead
+        brought it): mapped again from them, no I/O; the bit is set."""
+        case = Case.SWAPCACHE if f.readahead else Case.REF
+        if case is Case.SWAPCACHE:
+            self.stat["swap_ra_hit"] += 1
+        if write and not f.dirty:
+            f.dirty = True
+            self._drop_slot(f.page)
+        self.uffd.copy(f.page, f.addr, 0 if f.dirty else COPY_WP)
+        f.mapped, f.readahead, f._ref = True, False, True
+        if self.touched is not None:
+            self.touched(f)
+        return case
+
+    def do_wp_page(self, f: RealFrame) -> Case:
+        """A write to a clean (write-protected) page: dirty now, its swap copy
+        stale; the protection goes and the writer wakes."""
+        f.dirty = True
+        self._drop_slot(f.page)
+        self.uffd.protect(f.page, on=False)
+        return Case.WP
+
+    # -- the tables ------------------------------------------------------------------
+
+    def install(self, f: RealFrame, page: int, dirty: bool) -> None:
+        """``page`` is now mapped in frame ``f``, referenced; the policy is told."""
+        f.page, f.dirty, f.mapped, f._ref = page, dirty, True, True
+        self.frame_of[page] = f
+        self.policy.loaded(f)
+
+    def hold(self, f: RealFrame, page: int) -> None:
+        """``page`` is now held (not mapped) in ``f``, unreferenced: readahead."""
+        f.page, f.dirty, f.mapped, f.readahead, f._ref = page, False, False, True, False
+        self.frame_of[page] = f
+        self.policy.loaded(f)
+
+    def _drop_slot(self, page: int) -> None:
+        """The page's swap copy is stale (it was written): free its slot."""
+        slot = self.slot_of[page]
+        if slot:
+            self.swap.free(slot)
+            self.slot_of[page] = 0
+            self.page_of[slot] = -1
+
+    def _readahead_frames(self, f: RealFrame, slot: int) -> tuple[list[RealFrame], int]:
+        """Frames for the run of swapped-out pages around ``slot`` inside its
+        aligned cluster (Linux's vm.page-cluster), ``f`` for ``slot`` itself;
+        returns them in slot order and the run's first slot."""
+        lo = slot & ~(self.cluster - 1)
+        hi = min(lo + self.cluster, len(self.page_of))
+        first, last = slot, slot
+        while first - 1 >= max(lo, 1) and self._in_swap(first - 1):
+            first -= 1
+        while last + 1 < hi and self._in_swap(last + 1):
+            last += 1
+        run = {slot: f}
+        for s in [*range(slot + 1, last + 1), *range(slot - 1, first - 1, -1)]:
+            g = self.get_frame(avoid=f)
+            if g is None:
+                break
+            run[s] = g
+        got = sorted(run)
+        # keep the contiguous part around slot
+        i = got.index(slot)
+        lo_i, hi_i = i, i
+        while lo_i > 0 and got[lo_i - 1] == got[lo_i] - 1:
+            lo_i -= 1
+        while hi_i + 1 < len(got) and got[hi_i + 1] == got[hi_i] + 1:
+            hi_i += 1
+        for s in got[:lo_i] + got[hi_i + 1:]:
+            self.table.free(run.pop(s))
+        keep = got[lo_i:hi_i + 1]
+        return [run[s] for s in keep], keep[0]
+
+    def _in_swap(self, slot: int) -> bool:
+        """Does ``slot`` hold the only copy of a page that is not in memory?"""
+        page = self.page_of[slot]
+        return page >= 0 and self.slot_of[page] == slot and self.frame_of[page] is None
+
+    # -- reclaim ----------------------------------------------------------------------
+
+    def get_frame(self, avoid: RealFrame | None = None) -> RealFrame | None:
+        """A free frame, evicting the policy's victim if memory is full; None
+        only if the policy chose ``avoid`` (a frame being filled)."""
+        f = self.table.alloc()
+        return f if f is not None else self.evict(avoid)
+
+    def evict(self, avoid: RealFrame | None = None) -> RealFrame | None:
+        """Page a victim out, time it as reclaim's. Raises OutOfMemory (no
+        victim could go), LabError, PolicyError."""
+        t0 = time.perf_counter_ns()
+        try:
+            return self._evict(avoid)
+        finally:
+            ns = time.perf_counter_ns() - t0
+            self.reclaim_ns += ns
+            self.costs.record(RECLAIM, ns)
+
+    def _evict(self, avoid: RealFrame | None) -> RealFrame | None:
+        failures: dict[RealFrame, int] = {}
+        last = ""
+        while cands := self.candidates(failures):
+            v = self.policy.victim(cands)
+            self.stat["pgscan"] += 1
+            if v is avoid:
+                self.arm_cleared()
+                return None
+            self.arm_cleared(skip=v)
+            try:
+                self.page_out(v)
+            except LabError:
+                raise                       # no other victim could fare better
+            except PageIOError as e:
+                self.stat["writeback_errors"] += 1
+                failures[v] = failures.get(v, 0) + 1
+                last = str(e)
+                continue
+            self.policy.released(v)
+            self.table.reset(v)
+            self.stat["evictions"] += 1
+            return v
+        why = (f"writing pages out failed ({last})" if last
+               else f"every frame holds a dirty page and swap ({self.swap.slots} slots) is full")
+        raise OutOfMemory(f"out of memory: no frame of {len(self.frames)} could be freed: {why}")
+
+    def candidates(self, failures: dict[RealFrame, int]) -> Any:
+        """The frames that may go now: all of them (no list to build) unless
+        swap is full or a write-out failed."""
+        full = self.swap.used >= self.swap.slots
+        if not failures and not full:
+            return self.frames
+        return [f for f in self.frames if failures.get(f, 0) < TRIES and f.page is not None
+                and not (full and f.dirty)]
+
+    def page_out(self, v: RealFrame) -> None:
+        """Take ``v``'s page out of memory: a dirty one is written to a new
+        slot first (write-protected, then copied, so no write is lost); a
+        clean one has a copy already (swap, or zeros) and is dropped.
+        Raises PageIOError, and then the page stays, dirty."""
+        page = v.page
+        if v.dirty:
+            if v.mapped:
+                self.uffd.protect(page, on=True)
+                os.preadv(self.memfd, [v.view], page * PAGE)
+            slot = self.swap.alloc()
+            try:
+                with self.io:
+                    self.swap.write(slot, v.view, aligned=True)
+            except BaseException:
+                self.swap.free(slot)
+                raise
+            self.slot_of[page], self.page_of[slot] = slot, page
+            self.stat["pswpout"] += 1
+            self.stat["pgpgout"] += PAGE_KIB
+        if v.mapped:
+            punch(self.memfd, page * PAGE)
+        self.frame_of[page] = None
+
+    # -- reference bits ---------------------------------------------------------------
+
+    def arm_cleared(self, skip: RealFrame | None = None) -> None:
+        """Take out of memory the mapped pages whose bits were just cleared
+        (keeping their bytes), so their next touch is seen."""
+        cleared = self.cleared
+        while cleared:
+            f = cleared.pop()
+            if f is not skip and f.mapped and not f._ref:
+                self.arm(f)
+
+    def arm(self, f: RealFrame) -> None:
+        """Hold ``f``'s page in its frame's bytes and drop it from memory;
+        a dirty page is write-protected first so no write slips between."""
+        off = f.page * PAGE
+        if f.dirty:
+            self.uffd.protect(f.page, on=True)
+        os.preadv(self.memfd, [f.view], off)
+        punch(self.memfd, off)
+        f.mapped = False
+        self.stat["ref_arms"] += 1
+
+    def scan_references(self) -> None:
+        """For a policy that wants touches (LRU): clear every mapped page's
+        bit, so the first touch of each after this is reported."""
+        for f in self.frames:
+            if f.mapped:
+                f.referenced = False
+        self.arm_cleared()
+
+    def close(self) -> None:
+        self._zero.close()
