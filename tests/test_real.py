@@ -76,8 +76,9 @@ def test_the_mount_counts_what_the_machine_counts(readahead):
     assert (v["swap_ra"] > 0) == (readahead > 0)
 
 
-def test_failed_writes_pass_over_a_victim_and_lose_nothing():
-    with RealMachine(frames=32, policy="clock") as rm:
+@pytest.mark.parametrize("policy", ["clock", "fifo", "lru", "random"])
+def test_failed_writes_pass_over_a_victim_and_lose_nothing(policy):
+    with RealMachine(frames=32, policy=policy) as rm:
         rm.mount.control("fail write /swap.img EIO 5")
         out = rm.run(pattern_workload, 8 * 32 * PAGE, 11)
         v = rm.vmstat()
@@ -85,8 +86,9 @@ def test_failed_writes_pass_over_a_victim_and_lose_nothing():
     assert v["writeback_errors"] == 5
 
 
-def test_a_failed_read_kills_the_workload_and_the_machine_survives():
-    with RealMachine(frames=32, policy="fifo") as rm:
+@pytest.mark.parametrize("policy", ["clock", "fifo", "lru", "random"])
+def test_a_failed_read_kills_the_workload_and_the_machine_survives(policy):
+    with RealMachine(frames=32, policy=policy) as rm:
         rm.mount.control("fail read /swap.img EIO 1")
         with pytest.raises(BusError, match=r"was killed: a page of its region could not be "
                                            r"read back from swap \(Input/output error\)"):
@@ -104,7 +106,7 @@ def _raises(mem):
 def _dies(mem, how):
     mem[PAGE] = 1
     if how == "signal":
-        os.kill(os.getpid(), signal.SIGSEGV)
+        os.kill(os.getpid(), signal.SIGTERM)
     if how == "exit":
         raise SystemExit(3)
     os._exit(4)
@@ -119,7 +121,7 @@ def test_how_a_workload_ends_is_told():
     with RealMachine(frames=4) as rm:
         with pytest.raises(KeyError, match="no such page"):
             rm.run(_raises, PAGE)
-        with pytest.raises(WorkloadError, match=r"was killed by SIGSEGV before returning"):
+        with pytest.raises(WorkloadError, match=r"was killed by SIGTERM before returning"):
             rm.run(_dies, 2 * PAGE, "signal")
         with pytest.raises(WorkloadError, match=r"called exit\(3\) before returning"):
             rm.run(_dies, 2 * PAGE, "exit")
@@ -146,6 +148,39 @@ def test_a_misbehaving_policy_ends_the_run_with_a_policy_error():
     with RealMachine(frames=4, policy=Broken(4)) as rm:
         with pytest.raises(PolicyError, match=r"victim\(\) returned 'frame 0', not one of the 4"):
             rm.run(pattern_workload, 16 * PAGE, 1)
+
+
+def _once(what: str):
+    """A FIFO that misbehaves at its 5th victim() call only: raises, or sleeps past the limit."""
+    from vmlab.core.policy import Fifo
+
+    class Once(Fifo):
+        name = f"once-{what}"
+        calls = 0
+
+        def victim(self, candidates):
+            Once.calls += 1
+            if Once.calls == 5:
+                if what == "raises":
+                    raise RuntimeError("no victim today")
+                if what == "none":
+                    return None
+                import time
+                time.sleep(3)
+            return super().victim(candidates)
+    return Once
+
+
+@pytest.mark.parametrize("what,says", [("raises", r"victim\(\) raised RuntimeError: no victim today"),
+                                       ("none", r"victim\(\) returned None, not one of the"),
+                                       ("slow", r"victim\(\) took longer than 1 s")])
+def test_after_a_policy_error_the_machine_runs_on_with_nothing_held(what, says):
+    with RealMachine(frames=16, policy=_once(what)) as rm:
+        with pytest.raises(PolicyError, match=f"policy once-{what}: {says}"):
+            rm.run(pattern_workload, 8 * 16 * PAGE, 4)
+        v = rm.vmstat()
+        assert v["nr_free_frames"] == 16 and v["swap_used"] == 0 and v["nr_processes"] == 0
+        assert rm.run(pattern_workload, 8 * 16 * PAGE, 5)["wrong"] == [0, 0, 0]
 
 
 def test_a_students_fifo_counts_exactly_as_the_builtin():

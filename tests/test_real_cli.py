@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from tests.conftest import run_vmlab
+from tests.test_real import pytestmark  # noqa: F401  (skipped only where userfaultfd is not)
 
 
 def real(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
@@ -100,6 +101,25 @@ def test_a_workload_that_raises_is_one_line(tmp_path):
     assert "oops" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_students_policy_file_counts_as_the_builtin_and_a_bad_one_exits_2(tmp_path):
+    mine = tmp_path / "mine.py"
+    import inspect
+    from tests.test_user_policy import MyFifo
+    mine.write_text("from vmlab import Policy\n\n\n" + inspect.getsource(MyFifo))
+    counts = [json.loads(real("hot-cold", "--size", "2M", "--frames", "64", "--policy", p,
+                              "--json").stdout)["vmstat"] for p in ("fifo", f"{mine}:MyFifo")]
+    keys = ("pgfault", "pgmajfault", "pswpin", "pswpout", "evictions", "wp_faults")
+    assert [counts[0][k] for k in keys] == [counts[1][k] for k in keys] and counts[0]["pswpout"] > 0
+    bad = tmp_path / "bad.py"
+    bad.write_text("from vmlab import Policy\n"
+                   "class Bad(Policy):\n"
+                   "    def victim(self, candidates):\n"
+                   "        return 42\n")
+    r = real("scan", "--size", "1M", "--frames", "16", "--policy", f"{bad}:Bad")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "policy bad: victim() returned 42, not one of the 16 candidates" in r.stderr
+
+
 def test_where_userfaultfd_is_refused_the_error_says_how_to_enable_it(tmp_path):
     """Root without CAP_SYS_PTRACE, and /dev/userfaultfd closed to it (a file
     of nobody's over it in a mount namespace of our own): refused as an
@@ -125,3 +145,11 @@ def test_where_userfaultfd_is_refused_the_error_says_how_to_enable_it(tmp_path):
     assert ("userfaultfd is not available (userfaultfd(): Operation not permitted; "
             "/dev/userfaultfd: Permission denied)") in r.stderr
     assert "sysctl vm.unprivileged_userfaultfd=1" in r.stderr and "--device /dev/userfaultfd" in r.stderr
+
+
+def test_on_a_mount_of_ones_own(lab):
+    out = json.loads(real("hot-cold", "--size", "1M", "--frames", "32", "--lab", lab.path,
+                          "--json").stdout)
+    v, io = out["vmstat"], out["swap_io"]
+    assert out["ok"] and io["reads"] == v["pswpin"] > 0 and io["writes"] == v["pswpout"] > 0
+    assert not os.path.exists(os.path.join(lab.path, "swap.img"))      # removed at the end
