@@ -98,6 +98,12 @@ class FrameTable:
         self.reset(frame)
         heapq.heappush(self._free, frame.index)
 
+    def free_all(self) -> None:
+        """Empty every frame and put them all back on the free list."""
+        for f in self.frames:
+            f.clear()
+        self._free = list(range(len(self.frames)))
+
     @property
     def nr_free(self) -> int:
         return len(self._free)

@@ -401,8 +401,8 @@ def cmd_real(args) -> int:
     if (args.workload is None) == (args.script is None):
         raise UsageError("vmlab real: name a WORKLOAD (scan, random, hot-cold, sort, matmul, "
                          "matmul-blocked) or give --script FILE.py, not both")
-    if args.size < 4096:
-        raise UsageError(f"vmlab real: --size {args.size} is under one page (4096)")
+    if not 4096 <= args.size <= 64 << 30:
+        raise UsageError(f"vmlab real: --size {args.size} is out of range: one page (4096) to 64G")
     if args.lab and args.latency != "none":
         raise UsageError("vmlab real: --latency applies to the embedded mount; "
                          "on --lab, write 'latency ...' to MNT/.vmlab/control")

@@ -65,7 +65,11 @@ class RealMachine:
         self.swap: SwapDisk | None = None
         self.swap_path = ""
         self.io = None
-        self.table = FrameTable(frames, RealFrame)
+        try:
+            self.table = FrameTable(frames, RealFrame)
+        except (OSError, MemoryError, OverflowError) as e:
+            raise OutOfMemory(f"cannot allocate {frames} frames ({frames * PAGE} bytes): "
+                              f"{getattr(e, 'strerror', None) or e}") from None
         try:
             self.policy = make_policy(policy, frames, seed, tick=tick)
             self.readahead, self.pin = readahead, pin
@@ -351,8 +355,9 @@ class _Run:
                     self.rm.swap.free(slot)
             for f in self.rm.table.frames:
                 if f.page is not None:
-                    self.rm.policy.released(f)
-                    self.rm.table.free(f)
+                    with contextlib.suppress(VMError):     # a policy's error is told already
+                        self.rm.policy.released(f)
+            self.rm.table.free_all()            # a frame being filled when it failed, too
             self.rm.reclaim_ns += pager.reclaim_ns
             pager.close()
             os.close(pager.uffd.fd)

@@ -246,7 +246,7 @@ class Pager:
             last += 1
         run = {slot: f}
         for s in [*range(slot + 1, last + 1), *range(slot - 1, first - 1, -1)]:
-            g = self.get_frame(avoid=f)
+            g = self.get_frame()
             if g is None:
                 break
             run[s] = g
@@ -270,30 +270,30 @@ class Pager:
 
     # -- reclaim ----------------------------------------------------------------------
 
-    def get_frame(self, avoid: RealFrame | None = None) -> RealFrame | None:
+    def get_frame(self) -> RealFrame | None:
         """A free frame, evicting the policy's victim if memory is full; None
-        only if the policy chose ``avoid`` (a frame being filled)."""
+        only if the policy chose a frame being filled (readahead's: it stops)."""
         f = self.table.alloc()
-        return f if f is not None else self.evict(avoid)
+        return f if f is not None else self.evict()
 
-    def evict(self, avoid: RealFrame | None = None) -> RealFrame | None:
+    def evict(self) -> RealFrame | None:
         """Page a victim out, time it as reclaim's. Raises OutOfMemory (no
         victim could go), LabError, PolicyError."""
         t0 = time.perf_counter_ns()
         try:
-            return self._evict(avoid)
+            return self._evict()
         finally:
             ns = time.perf_counter_ns() - t0
             self.reclaim_ns += ns
             self.costs.record(RECLAIM, ns)
 
-    def _evict(self, avoid: RealFrame | None) -> RealFrame | None:
+    def _evict(self) -> RealFrame | None:
         failures: dict[RealFrame, int] = {}
         last = ""
         while cands := self.candidates(failures):
             v = self.policy.victim(cands)
             self.stat["pgscan"] += 1
-            if v is avoid:
+            if v.page is None:             # a frame readahead is filling: none to spare
                 self.arm_cleared()
                 return None
             self.arm_cleared(skip=v)
