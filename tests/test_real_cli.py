@@ -155,3 +155,11 @@ def test_on_a_mount_of_ones_own(lab):
     v, io = out["vmstat"], out["swap_io"]
     assert out["ok"] and io["reads"] == v["pswpin"] > 0 and io["writes"] == v["pswpout"] > 0
     assert not os.path.exists(os.path.join(lab.path, "swap.img"))      # removed at the end
+
+
+@pytest.mark.parametrize("policy", ["nru", "aging", "working-set", "wsclock"])
+def test_the_textbook_set_on_real_faults(policy):
+    out = json.loads(real("hot-cold", "--size", "2M", "--frames", "64", "--policy", policy,
+                          "--tick", "50", "--tau", "200", "--json").stdout)
+    v = out["vmstat"]
+    assert out["ok"] and v["ref_faults"] > 0 and v["pswpout"] > 0      # bits were sampled and used

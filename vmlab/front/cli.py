@@ -213,6 +213,10 @@ def _real_args(sub) -> None:
     r.add_argument("--readahead", type=int, choices=range(6), default=0, metavar="N",
                    help="swap-ins read up to 2**N neighbouring slots (vm.page-cluster; 0-5)")
     r.add_argument("--seed", type=int, default=0, help="the workload's seed")
+    r.add_argument("--tick", type=_count, metavar="N",
+                   help="faults between clock ticks, for nru, nfu, aging, working-set (default 100)")
+    r.add_argument("--tau", type=_count, metavar="N",
+                   help="the working-set window, for working-set, wsclock (default 500)")
     r.add_argument("--vmstat", type=_seconds, nargs="?", const=1.0, metavar="S",
                    help="print a vmstat-style line every S seconds (default 1)")
     r.add_argument("--against-kernel", action="store_true",
@@ -412,7 +416,7 @@ def cmd_real(args) -> int:
         raise UsageError(f"vmlab real: {e}") from None
     return run_real(workload, label, args.size, args.frames, args.policy, args.latency, args.lab,
                     args.seed, args.readahead, args.vmstat, args.json, args.against_kernel,
-                    args.timeout)
+                    args.timeout, tick=args.tick, tau=args.tau)
 
 
 def cmd_bench(args) -> int:

@@ -29,12 +29,14 @@ WHAT = {  # case -> (kind, what it is)
 
 def run_real(workload: Callable[..., Any], label: str, size: int, frames: int, policy: Any,
              latency: str, lab: str | None, seed: int, readahead: int, vmstat_every: float | None,
-             as_json: bool, against_kernel: bool, timeout: float | None = None) -> int:
+             as_json: bool, against_kernel: bool, timeout: float | None = None,
+             tick: int | None = None, tau: int | None = None) -> int:
     """Run one workload on a RealMachine (and under the kernel if asked) and
     report; returns the exit status (0, or 1 if the workload's check failed)."""
     from vmlab.real.machine import RealMachine
     with RealMachine(frames=frames, policy=policy, latency=latency, lab=lab, seed=seed,
-                     readahead=readahead, swap_mb=max(1, -(-size // (1 << 20)) + 1)) as rm:
+                     readahead=readahead, swap_mb=max(1, -(-size // (1 << 20)) + 1),
+                     tick=tick, tau=tau) as rm:
         mount = rm.mount or _attach(rm.lab)
         if not as_json:
             print(f"vmlab real {label}: {human_bytes(size)} region, {frames} frames "

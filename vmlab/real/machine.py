@@ -48,12 +48,17 @@ class RealMachine:
     ``policy`` (a name, ``FILE.py:Class``, a Policy class or instance),
     ``swap_mb`` MiB of swap on the lab mount (``lab=None``: an embedded
     mount, removed on close), ``readahead`` N: swap-ins read up to 2**N
-    neighbouring slots (Linux's vm.page-cluster). Raises Unavailable
+    neighbouring slots (Linux's vm.page-cluster); ``tick``/``tau`` for the
+    policies that take them, counted in faults (the touches the pager
+    sees); ``scan_every``: faults between the reference scans of a policy
+    that wants touches (default ``frames``); ``pin``: pager, workload and
+    our own mount's daemon on one CPU for a run. Raises Unavailable
     (a VMError) where userfaultfd cannot be had, with what to do."""
 
     def __init__(self, frames: int = 64, policy: "str | type[Policy] | Policy" = "clock",
                  swap_mb: float = 1024, lab: str | None = None, latency: str = "none",
                  seed: int = 0, readahead: int = 0, tick: int | None = None,
+                 tau: int | None = None,
                  scan_every: int | None = None, pin: bool = True,
                  io_timeout: float | None = 10.0) -> None:
         _check(frames, swap_mb, readahead, scan_every)
@@ -71,7 +76,7 @@ class RealMachine:
             raise OutOfMemory(f"cannot allocate {frames} frames ({frames * PAGE} bytes): "
                               f"{getattr(e, 'strerror', None) or e}") from None
         try:
-            self.policy = make_policy(policy, frames, seed, tick=tick)
+            self.policy = make_policy(policy, frames, seed, tick=tick, tau=tau)
             self.readahead, self.pin = readahead, pin
             self.scan_every = scan_every if scan_every is not None else frames
             self.stat = new_counters() | dict.fromkeys(REAL_COUNTERS, 0)
