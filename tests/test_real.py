@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from vmlab import BusError, PolicyError, RealMachine, WorkloadError
+from vmlab import BusError, PolicyError, RealMachine, VMError, WorkloadError
 from vmlab.real import uffd
 
 PAGE = 4096
@@ -205,3 +205,19 @@ def test_a_students_fifo_counts_exactly_as_the_builtin():
                 k: v[k] for k in ("pgfault", "pgmajfault", "pswpin", "pswpout", "evictions",
                                   "wp_faults", "zero_faults")}
     assert runs["mine"] == runs["fifo"] and runs["fifo"]["pswpout"] > 0
+
+
+def _removes(mem):
+    import ctypes
+    import mmap
+    mem[0] = 1
+    address = ctypes.addressof(ctypes.c_char.from_buffer(mem))
+    ctypes.CDLL(None).madvise(ctypes.c_void_p(address), ctypes.c_size_t(PAGE), mmap.MADV_REMOVE)
+    return mem[0]
+
+
+def test_memory_removed_behind_the_pagers_back_is_an_error_not_a_hang():
+    with RealMachine(frames=4) as rm:
+        with pytest.raises(VMError, match=r"page 0 of the region left memory behind the pager's back"):
+            rm.run(_removes, 4 * PAGE, timeout=60)
+        assert rm.run(lambda mem: bytes(mem[:2]), 2 * PAGE) == b"\0\0"

@@ -31,7 +31,7 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
-from vmlab.core.errors import LabError, OutOfMemory, PageIOError
+from vmlab.core.errors import LabError, OutOfMemory, PageIOError, VMError
 from vmlab.core.frame import FrameTable
 from vmlab.core.labio import LabIO
 from vmlab.core.page import PAGE_KIB
@@ -40,6 +40,7 @@ from vmlab.real.uffd import COPY_WP, FLAG_WP, FLAG_WRITE, PAGE, Uffd, punch
 from vmlab_swapdisk import SwapDisk
 
 TRIES = 2       # a victim whose write-out fails is tried once more, then passed over
+SPURIOUS_LIMIT = 10_000     # reports in a row of one page already mapped: it is not
 
 # The real machine's counters beyond the simulated machine's.
 REAL_COUNTERS = ("ref_faults", "wp_faults", "swapcache_faults", "ref_arms",
@@ -116,6 +117,7 @@ class Pager:
         self.scan_every = scan_every if policy.wants_touch else 0
         self.faults = 0
         self.reclaim_ns = 0
+        self.last_spurious, self.repeats = -1, 0
 
     # -- the fault path ------------------------------------------------------------
 
@@ -133,7 +135,7 @@ class Pager:
         elif flags & FLAG_WP or (write and not f.dirty):
             case = self.do_wp_page(f)
         else:
-            self.uffd.wake(page)                # served already (another thread's report)
+            self._spurious(page)
             return
         stat = self.stat
         stat["pgfault"] += 1
@@ -148,6 +150,18 @@ class Pager:
             self.arm_cleared()
         if self.scan_every and self.faults % self.scan_every == 0:
             self.scan_references()
+
+    def _spurious(self, page: int) -> None:
+        """A report for a page already mapped: another thread's, served
+        already, so wake it. The same page reported again and again means
+        it went behind the pager's back (madvise(MADV_REMOVE) on the
+        region): a VMError, not a loop for ever."""
+        self.repeats = self.repeats + 1 if page == self.last_spurious else 1
+        self.last_spurious = page
+        if self.repeats > SPURIOUS_LIMIT:
+            raise VMError(f"page {page} of the region left memory behind the pager's back "
+                          "(did the workload madvise(MADV_REMOVE) its memory?)")
+        self.uffd.wake(page)
 
     def do_anonymous_page(self, page: int, write: bool) -> Case:
         """First touch (or a clean page dropped): a page of zeros, write-protected
