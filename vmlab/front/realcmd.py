@@ -77,6 +77,7 @@ def run_real(workload: Callable[..., Any], label: str, size: int, frames: int, p
 
 
 def _attach(lab: str) -> Any:
+    """The vmlab mount at ``lab``, or None for a plain directory."""
     import vmlab_fs
     try:
         return vmlab_fs.attach(lab)
@@ -99,6 +100,7 @@ def _watch(every: float | None, as_json: bool) -> tuple[Any, float | None]:
     state: dict[str, Any] = {}
 
     def report(cur: dict, last: bool = False) -> None:
+        """Print the head once, then a line of rates since the last one."""
         now = time.monotonic()
         if not state:
             print("\n".join(VMSTAT_HEAD), flush=True)
@@ -109,6 +111,7 @@ def _watch(every: float | None, as_json: bool) -> tuple[Any, float | None]:
 
 
 def _report(result: Any, stats: dict, costs: dict, io: dict, seconds: float) -> None:
+    """The run's result, I/O, counters and fault-cost table."""
     print(f"  result: {result!r:.200}")
     print(f"  time {seconds:.2f} s; swap.img as the mount counted it: {io['reads']} reads, "
           f"{io['writes']} writes")
@@ -124,6 +127,7 @@ def _report(result: Any, stats: dict, costs: dict, io: dict, seconds: float) -> 
 
 
 def _compare(stats: dict, io: dict, seconds: float, kernel: dict, frames: int) -> None:
+    """One table: vmlab's pager against the kernel's reclaim, same workload."""
     minor = stats["pgfault"] - stats["pgmajfault"]
     rows = [["vmlab (userfaultfd pager)", str(minor), str(stats["pgmajfault"]),
              str(io["reads"]), str(io["writes"]), f"{seconds:.2f}"],
@@ -138,6 +142,7 @@ def _compare(stats: dict, io: dict, seconds: float, kernel: dict, frames: int) -
 
 
 def _jsonable(value: Any) -> Any:
+    """``value`` if JSON takes it, else its repr."""
     try:
         json.dumps(value)
         return value

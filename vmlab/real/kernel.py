@@ -47,6 +47,7 @@ class MemoryCgroup:
                               "(run as root, or delegate the memory controller to this user)") from None
 
     def _file(self, v2: str, v1: str) -> str:
+        """The control file named ``v2`` in cgroup v2, ``v1`` in v1."""
         return os.path.join(self.path, v2 if self.version == 2 else v1)
 
     def add(self, pid: int) -> None:
@@ -207,12 +208,14 @@ def _child(sock: socket.socket, path: str, cg: MemoryCgroup, fn: Callable[..., A
 
 
 def _expect(sock: socket.socket, pid: int, what: bytes, seconds: float) -> None:
+    """Wait for the child's one-byte ``what``. Raises WorkloadError."""
     ready, _, _ = select.select([sock], [], [], seconds)
     if not ready or sock.recv(1) != what:
         raise WorkloadError(f"the kernel-paged workload (pid {pid}) did not start")
 
 
 def _outcome(sock: socket.socket, pid: int, timeout: float | None) -> tuple:
+    """The child's framed outcome. Raises WorkloadError if it dies or outruns ``timeout``."""
     buf = bytearray()
     deadline = time.monotonic() + timeout if timeout else None
     while (outcome := unframe(buf)) is None:

@@ -315,6 +315,8 @@ class _Run:
         return outcome
 
     def _result(self, outcome: tuple) -> Any:
+        """``fn``'s value, or raise what the outcome says: its exception, a
+        WorkloadError for an exit or a death."""
         kind = outcome[0]
         if kind == "ok":
             return outcome[1]
@@ -330,6 +332,7 @@ class _Run:
         raise e
 
     def _exited(self) -> bool:
+        """Has the child ended (its pidfd readable)?"""
         return bool(select.select([self.pidfd], [], [], 0)[0])
 
     def _status(self) -> str:
@@ -344,6 +347,7 @@ class _Run:
         return f"exited with status {os.waitstatus_to_exitcode(status)}"
 
     def _kill(self) -> None:
+        """SIGKILL the child, by its pidfd (never a recycled pid)."""
         if not self.reaped:
             signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
 

@@ -66,10 +66,13 @@ class RealFrame:
 
     @property
     def referenced(self) -> bool:
+        """Touched since the bit was last cleared."""
         return self._ref
 
     @referenced.setter
     def referenced(self, value: bool) -> None:
+        """Set or clear the bit; clearing a mapped page's queues it to be
+        taken out of memory, so that its next touch is seen."""
         if self._ref and not value and self.mapped:
             self.cleared.append(self)
         self._ref = bool(value)
@@ -302,6 +305,8 @@ class Pager:
             self.costs.record(RECLAIM, ns)
 
     def _evict(self) -> RealFrame | None:
+        """Try victims in the policy's order; one whose write-out fails stays,
+        dirty, and is passed over after TRIES. Returns the freed frame."""
         failures: dict[RealFrame, int] = {}
         last = ""
         while cands := self.candidates(failures):
@@ -392,4 +397,5 @@ class Pager:
         self.arm_cleared()
 
     def close(self) -> None:
+        """Let go of the zero page (the tables go with the pager)."""
         self._zero.close()
