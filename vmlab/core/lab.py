@@ -41,7 +41,7 @@ class Lab:
             cm.__exit__(None, None, None)
 
 
-def run_all(steps: list) -> None:
+def teardown(steps: list) -> None:
     """Call every step of a teardown, each even if one before it failed
     (a dead mount fails every close, a traceback may hold a view)."""
     for step in steps:

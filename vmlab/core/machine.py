@@ -22,7 +22,7 @@ from typing import Any
 import vmlab_fs
 from vmlab.core.errors import OutOfMemory, PageIOError, VMError, WriteBackError
 from vmlab.core.frame import FrameTable
-from vmlab.core.lab import Lab, new_swap_file, run_all
+from vmlab.core.lab import Lab, new_swap_file, teardown
 from vmlab.core.mm import MM
 from vmlab.core.page import PAGE
 from vmlab.core.policy import Policy
@@ -189,7 +189,7 @@ class Machine:
             steps.append(lambda: os.unlink(self.swap_path))
         if self._scratch is not None:
             steps.append(self._scratch.close)
-        run_all(steps)
+        teardown(steps)
         if mm is not None:
             mm.files.clear()
             mm.pagecache.clear()

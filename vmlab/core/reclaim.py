@@ -10,6 +10,7 @@ unmapped, so a page shared after fork leaves all its mappers at once.
 from __future__ import annotations
 
 import time
+from typing import Any, Callable, Sequence
 
 from vmlab.core.errors import LabError, OutOfMemory, PageIOError
 from vmlab.core.frame import Frame
@@ -35,45 +36,56 @@ def get_frame(mm: MM) -> Frame:
 def evict(mm: MM) -> Frame:
     """Page a victim out and hand its empty frame over; its time is
     reclaim's, not the fault's. Raises OutOfMemory or LabError."""
+    def ok(failures: dict[Any, int]) -> list[Frame]:
+        """The frames that may go: mapped, unpinned, not failed too often,
+        and not needing a slot when swap is full."""
+        full = mm.swap.used >= mm.swap.slots
+        return [f for f in mm.frames.frames if not f.pinned and failures.get(f, 0) < TRIES
+                and f.in_use() and not (full and _needs_swap(f))]
+
+    def give(f: Frame) -> bool:
+        """Page ``f`` out and forget it. Raises PageIOError (``f`` stays)."""
+        page_out(mm, f)
+        mm.reclaimed(f)
+        return True
+    return evict_by_policy(mm, mm.policy, ok, give, len(mm.frames.frames), mm.swap.slots)
+
+
+def evict_by_policy(books: Any, policy: Any, candidates: Callable[[dict[Any, int]], Sequence[Any]],
+                    give: Callable[[Any], bool], nframes: int, slots: int) -> Any:
+    """The reclaim loop of both machines: returns the victim whose frame ``give``
+    freed (None if it said it cannot); raises OutOfMemory when none could go.
+
+    ``policy`` picks among ``candidates(failures)``. A victim whose write
+    fails (PageIOError) stays resident and dirty, is tried TRIES times, then
+    passed over; a LabError ends it. Timed into ``books.costs`` and
+    ``books.reclaim_ns`` as reclaim's, counted in ``books.stat``."""
     t0 = time.perf_counter_ns()
     try:
-        return _evict(mm)
+        failures: dict[Any, int] = {}
+        last = ""          # only the text: the exception's traceback would pin frame views
+        while cands := candidates(failures):
+            victim = policy.victim(cands)
+            books.stat["pgscan"] += 1
+            try:
+                if not give(victim):
+                    return None
+            except LabError:
+                raise                       # no other victim could fare better
+            except PageIOError as e:
+                books.stat["writeback_errors"] += 1
+                failures[victim] = failures.get(victim, 0) + 1
+                last = str(e)
+                continue
+            books.stat["evictions"] += 1
+            return victim
+        why = (f"writing pages out failed ({last})" if last
+               else f"every frame holds a page that needs swap and swap ({slots} slots) is full")
+        raise OutOfMemory(f"out of memory: no frame of {nframes} could be freed: {why}")
     finally:
         ns = time.perf_counter_ns() - t0
-        mm.reclaim_ns += ns
-        mm.costs.record(RECLAIM, ns)
-
-
-def _evict(mm: MM) -> Frame:
-    """Try victims in the policy's order; one whose write-out fails stays
-    resident and dirty, is tried TRIES times, then passed over."""
-    failures: dict[Frame, int] = {}
-    last = ""          # only the text: the exception's traceback would pin frame views
-
-    def ok(f: Frame) -> bool:
-        """May ``f`` be the victim now?"""
-        if f.pinned or failures.get(f, 0) >= TRIES or not f.in_use():
-            return False
-        return not (_needs_swap(f) and mm.swap.used >= mm.swap.slots)
-
-    while candidates := [f for f in mm.frames.frames if ok(f)]:
-        victim = mm.policy.victim(candidates)
-        mm.stat["pgscan"] += 1
-        try:
-            page_out(mm, victim)
-        except LabError:
-            raise                       # no other victim could fare better
-        except PageIOError as e:
-            mm.stat["writeback_errors"] += 1
-            failures[victim] = failures.get(victim, 0) + 1
-            last = str(e)
-            continue
-        mm.reclaimed(victim)
-        mm.stat["evictions"] += 1
-        return victim
-    why = (f"writing pages out failed ({last})" if last
-           else f"every frame holds a page that needs swap and swap ({mm.swap.slots} slots) is full")
-    raise OutOfMemory(f"out of memory: no frame of {len(mm.frames.frames)} could be freed: {why}")
+        books.reclaim_ns += ns
+        books.costs.record(RECLAIM, ns)
 
 
 def page_out(mm: MM, f: Frame) -> None:

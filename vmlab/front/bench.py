@@ -24,6 +24,7 @@ import vmlab_fs
 from vmlab import Machine
 from vmlab.front.benchreal import measure_real
 from vmlab.front.benchreal import render as render_real
+from vmlab.real.cpu import pinned
 
 PAGE = 4096
 A = 0x10000000
@@ -100,12 +101,7 @@ def _request_ns(mnt: str, backing: str, n: int, cpus: tuple[int, int] | None = N
     path = os.path.join(backing, "req.bin")
     with open(path, "wb") as f:
         f.write(bytes(64 * PAGE))
-    mine = os.sched_getaffinity(0)
-    theirs = os.sched_getaffinity(daemon) if daemon else None
-    try:
-        if cpus:
-            os.sched_setaffinity(0, {cpus[0]})
-            os.sched_setaffinity(daemon, {cpus[1]})
+    with pinned({0: cpus[0], daemon: cpus[1]} if cpus else {}):
         buf = mmap.mmap(-1, PAGE)
         fd = os.open(os.path.join(mnt, "req.bin"), os.O_RDWR | os.O_DIRECT)
         for i in range(50):                            # warm up
@@ -115,10 +111,6 @@ def _request_ns(mnt: str, backing: str, n: int, cpus: tuple[int, int] | None = N
         os.close(fd)
         buf.close()
         return t
-    finally:
-        os.sched_setaffinity(0, mine)
-        if theirs is not None:
-            os.sched_setaffinity(daemon, theirs)
 
 
 def measure_fs(n: int) -> dict[str, Any]:

@@ -10,6 +10,8 @@ import statistics
 import time
 from typing import Any
 
+from vmlab.real.cpu import pinned
+
 PAGE = 4096
 
 
@@ -72,21 +74,17 @@ def _bare_read_ns(lab: str, pages: int, daemon: int) -> float:
         f.write(os.urandom(pages * PAGE))
     buf = mmap.mmap(-1, PAGE)
     fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
-    mine, theirs = os.sched_getaffinity(0), os.sched_getaffinity(daemon)
-    cpu = min(mine)
-    os.sched_setaffinity(0, {cpu})
-    os.sched_setaffinity(daemon, {cpu})
+    cpu = min(os.sched_getaffinity(0))
     try:
-        ns = time.perf_counter_ns
-        times = []
-        for i in range(pages):
-            t0 = ns()
-            os.preadv(fd, [buf], i * PAGE)
-            times.append(ns() - t0)
-        return statistics.median(times)
+        with pinned({0: cpu, daemon: cpu}):
+            ns = time.perf_counter_ns
+            times = []
+            for i in range(pages):
+                t0 = ns()
+                os.preadv(fd, [buf], i * PAGE)
+                times.append(ns() - t0)
+            return statistics.median(times)
     finally:
-        os.sched_setaffinity(0, mine)
-        os.sched_setaffinity(daemon, theirs)
         os.close(fd)
         buf.close()
         os.unlink(path)

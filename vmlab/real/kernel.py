@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import mmap
 import os
-import pickle
 import resource
 import select
 import signal
@@ -20,7 +19,8 @@ from typing import Any, Callable
 import psutil
 
 from vmlab.core.errors import VMError, WorkloadError
-from vmlab.real.workload import FRAME, unframe
+from vmlab.real.cpu import pinned
+from vmlab.real.workload import call, send, unframe, value_of
 
 PAGE = 4096
 _names = itertools.count(1)
@@ -33,9 +33,7 @@ class CgroupError(VMError):
 class MemoryCgroup:
     """A memory cgroup of this process's own, under the one it is in
     (cgroup v2 if it has the memory controller, else v1); removed on close.
-
-    >>> # with MemoryCgroup() as cg: cg.add(pid); cg.limit(cg.usage() + 64 * 4096)
-    """
+    Used as ``with MemoryCgroup() as cg: cg.add(pid); cg.limit(cg.usage() + n)``."""
 
     def __init__(self) -> None:
         self.version, parent = _where()
@@ -128,7 +126,7 @@ def run_under_kernel(fn: Callable[..., Any], size: int, frames: int, lab: Any, a
     try:
         with MemoryCgroup() as cg:
             files0 = lab.files().get("/" + name)
-            outcome, baseline = _limited_run(cg, path, fn, args, frames, timeout, daemon)
+            outcome, baseline, pid = _limited_run(cg, path, fn, args, frames, timeout, daemon)
             fd = os.open(path, os.O_RDWR)
             try:
                 os.fsync(fd)
@@ -137,10 +135,7 @@ def run_under_kernel(fn: Callable[..., Any], size: int, frames: int, lab: Any, a
             files1 = lab.files()["/" + name]
     finally:
         os.unlink(path)
-    if outcome[0] != "ok":
-        e = outcome[1]
-        raise e if isinstance(e, BaseException) else WorkloadError(str(e))
-    value, seconds, minflt, majflt = outcome[1]
+    value, seconds, minflt, majflt = value_of(outcome, pid)
     r0 = files0.reads if files0 else 0
     w0 = files0.writes if files0 else 0
     return {"result": value, "seconds": seconds, "minor": minflt, "major": majflt,
@@ -148,9 +143,9 @@ def run_under_kernel(fn: Callable[..., Any], size: int, frames: int, lab: Any, a
 
 
 def _limited_run(cg: MemoryCgroup, path: str, fn: Callable[..., Any], args: tuple, frames: int,
-                 timeout: float | None, daemon: int | None) -> tuple[tuple, int]:
+                 timeout: float | None, daemon: int | None) -> tuple[tuple, int, int]:
     """Fork the child into ``cg``, limit it once it says ready, let it run;
-    returns its outcome and the baseline measured. The child (and the
+    returns its outcome, the baseline measured and its pid. The child (and the
     daemon, if given) on one CPU; the child reaped, the daemon put back."""
     mine, theirs = socket.socketpair()
     cpu = min(os.sched_getaffinity(0))
@@ -160,20 +155,16 @@ def _limited_run(cg: MemoryCgroup, path: str, fn: Callable[..., Any], args: tupl
         os.sched_setaffinity(0, {cpu})
         _child(theirs, path, cg, fn, args)
     theirs.close()
-    before = os.sched_getaffinity(daemon) if daemon else None
-    if daemon:
-        os.sched_setaffinity(daemon, {cpu})
     try:
-        _expect(mine, pid, b"R", 30)
-        baseline = cg.usage()
-        cg.limit(baseline + frames * PAGE)
-        mine.sendall(b"G")
-        return _outcome(mine, pid, timeout), baseline
+        with pinned({daemon: cpu} if daemon else {}):
+            _expect(mine, pid, b"R", 30)
+            baseline = cg.usage()
+            cg.limit(baseline + frames * PAGE)
+            mine.sendall(b"G")
+            return _outcome(mine, pid, timeout), baseline, pid
     finally:
         _reap(pid)
         mine.close()
-        if before is not None:
-            os.sched_setaffinity(daemon, before)
 
 
 def _child(sock: socket.socket, path: str, cg: MemoryCgroup, fn: Callable[..., Any],
@@ -192,15 +183,12 @@ def _child(sock: socket.socket, path: str, cg: MemoryCgroup, fn: Callable[..., A
             os._exit(0)
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
-        try:
-            value = fn(memoryview(region), *args)
-            seconds = time.perf_counter() - t0
+        out = call(fn, memoryview(region), args)
+        if out[0] == "ok":
             r1 = resource.getrusage(resource.RUSAGE_SELF)
-            out = ("ok", (value, seconds, r1.ru_minflt - r0.ru_minflt, r1.ru_majflt - r0.ru_majflt))
-        except BaseException as e:
-            out = ("error", f"{type(e).__name__}: {e}")
-        data = pickle.dumps(out)
-        sock.sendall(FRAME.pack(len(data)) + data)
+            out = ("ok", (out[1], time.perf_counter() - t0, r1.ru_minflt - r0.ru_minflt,
+                          r1.ru_majflt - r0.ru_majflt))
+        send(sock, out)
     except BaseException:
         status = 70
     finally:

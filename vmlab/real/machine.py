@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import ctypes
 import os
 import select
@@ -30,14 +31,15 @@ import vmlab_fs
 from vmlab.core.errors import (BusError, LabError, OutOfMemory, PageIOError, VMError,
                                WorkloadError)
 from vmlab.core.frame import FrameTable
-from vmlab.core.lab import Lab, new_swap_file, run_all
+from vmlab.core.lab import Lab, new_swap_file, teardown
 from vmlab.core.page import PAGE
 from vmlab.core.policy import Policy
 from vmlab.core.registry import make_policy
 from vmlab.core.stats import FaultCosts, new_counters
 from vmlab.real import uffd as uffd_api
+from vmlab.real.cpu import current_cpu, pinned
 from vmlab.real.pager import REAL_COUNTERS, Pager, RealFrame
-from vmlab.real.workload import FRAME, child_main, unframe
+from vmlab.real.workload import FRAME, child_main, unframe, value_of
 from vmlab_swapdisk import SwapDisk
 
 HANDOVER_TIMEOUT = 30.0         # seconds the workload may take to map its region
@@ -63,10 +65,11 @@ class RealMachine:
                  io_timeout: float | None = 10.0) -> None:
         _check(frames, swap_mb, readahead, scan_every)
         os.close(uffd_api.open_uffd())          # fail here, with what to do, not in the child
-        self._closed = True
+        self._closed = False
         self._running = False
         self._lab: Lab | None = None
         self.mount: vmlab_fs.Mount | None = None        # the embedded mount, if made here
+        self.lab_mount: vmlab_fs.Mount | None = None    # the vmlab mount in use (None: a plain directory)
         self.swap: SwapDisk | None = None
         self.swap_path = ""
         self.io = None
@@ -81,17 +84,14 @@ class RealMachine:
             self.scan_every = scan_every if scan_every is not None else frames
             self.stat = new_counters() | dict.fromkeys(REAL_COUNTERS, 0)
             self.costs = FaultCosts()
-            self.reclaim_ns = 0
             self._lab = where = Lab(lab, latency, io_timeout)
-            self.lab, self.mount, self.io = where.path, where.mount, where.io
+            self.lab, self.mount, self.lab_mount, self.io = where.path, where.mount, where.lab_mount, where.io
             slots = int(swap_mb * (1 << 20)) // PAGE
             self.swap_path, header = new_swap_file(self.lab, slots * PAGE)
             self.swap = SwapDisk(self.swap_path, header=header)
         except BaseException:
-            self._closed = False
             self.close()
             raise
-        self._closed = False
         atexit.register(self.close)
 
     # -- running a workload -------------------------------------------------------
@@ -112,37 +112,23 @@ class RealMachine:
         memfd = os.memfd_create("vmlab-region", os.MFD_CLOEXEC)
         os.ftruncate(memfd, npages * PAGE)
         mine, theirs = socket.socketpair()
-        cpu = _current_cpu() if self.pin else None
+        cpu = current_cpu() if self.pin else None
         pid = os.fork()
         if pid == 0:                                    # the workload
             mine.close()
             child_main(theirs, memfd, npages * PAGE, cpu, fn, args)
         theirs.close()
         run = _Run(self, pid, mine, memfd, npages)
+        # The pager and our own mount's daemon (never another's) join the
+        # workload's CPU: a wake-up across CPUs costs more than a fault.
+        together = {} if cpu is None else {0: cpu} | ({self.mount.pid: cpu} if self.mount else {})
         self._running = True
-        pinned = self._pin(cpu)
         try:
-            return run.serve(timeout, every, report)
+            with pinned(together):
+                return run.serve(timeout, every, report)
         finally:
             self._running = False
             run.close()
-            for who, mask in pinned:
-                with contextlib.suppress(OSError):
-                    os.sched_setaffinity(who, mask)
-
-    def _pin(self, cpu: int | None) -> list[tuple[int, set[int]]]:
-        """Put the pager, and the embedded mount's daemon (ours: never another's),
-        on ``cpu`` with the workload: a wake-up across CPUs costs more than a
-        fault. Returns who was moved and their masks before."""
-        if cpu is None:
-            return []
-        moved = [(0, os.sched_getaffinity(0))]
-        os.sched_setaffinity(0, {cpu})
-        if self.mount is not None and self.mount.pid:
-            with contextlib.suppress(OSError):
-                moved.append((self.mount.pid, os.sched_getaffinity(self.mount.pid)))
-                os.sched_setaffinity(self.mount.pid, {cpu})
-        return moved
 
     # -- figures --------------------------------------------------------------------
 
@@ -156,6 +142,7 @@ class RealMachine:
         """
         out = dict(self.stat)
         out["pgsteal"] = out["evictions"]
+        out["swap_ra_hit"] = out["swapcache_faults"]    # Linux's name: readahead pages used
         out["nr_frames"] = len(self.table.frames)
         out["nr_free_frames"] = self.table.nr_free
         out["swap_slots"] = self.swap.slots
@@ -188,7 +175,7 @@ class RealMachine:
         steps.append(self.table.close)
         if self.swap_path:
             steps.append(lambda: os.unlink(self.swap_path))
-        run_all(steps)
+        teardown(steps)
         if self._lab is not None:
             self._lab.unmount()
 
@@ -225,14 +212,10 @@ class _Run:
         for fd in (u.fd, self.sock.fileno(), self.pidfd):
             poll.register(fd, select.POLLIN)
         buf, outcome, exited = bytearray(), None, False
-        next_report = time.monotonic() + every if every and report else None
-        timed, ufd = deadline is not None or next_report is not None, u.fd
+        self.next_report = time.monotonic() + every if every and report else None
+        timed, ufd = deadline is not None or self.next_report is not None, u.fd
         while outcome is None and not exited:
-            ready = poll.poll(_wait_ms(deadline, next_report) if timed else -1)
-            if not timed and len(ready) == 1 and ready[0][0] == ufd:
-                self._faults(u, pager)          # the hot path: nothing else to look at
-                continue
-            for fd, _ in ready:
+            for fd, _ in poll.poll(_wait_ms(deadline, self.next_report) if timed else -1):
                 if fd == ufd:
                     self._faults(u, pager)
                 elif fd == self.pidfd:
@@ -244,17 +227,24 @@ class _Run:
                         outcome = unframe(buf)
                     else:
                         exited = True
-            now = time.monotonic()
-            if next_report is not None and now >= next_report:
-                report(rm.vmstat())
-                next_report = now + every
-            if deadline is not None and now >= deadline and outcome is None:
-                self._kill()
-                raise WorkloadError(f"the workload (pid {self.pid}) ran past its timeout "
-                                    f"of {timeout:g} s and was killed")
+            if timed and outcome is None:
+                self._on_time(deadline, timeout, every, report)
         if outcome is None:
             outcome = self._drain(buf)
-        return self._result(outcome)
+        return value_of(outcome, self.pid)
+
+    def _on_time(self, deadline: float | None, timeout: float | None, every: float | None,
+                 report: Callable[[dict], None] | None) -> None:
+        """Report the counters when an interval is up; kill a workload past
+        its deadline (WorkloadError)."""
+        now = time.monotonic()
+        if self.next_report is not None and now >= self.next_report:
+            report(self.rm.vmstat())
+            self.next_report = now + every
+        if deadline is not None and now >= deadline:
+            self._kill()
+            raise WorkloadError(f"the workload (pid {self.pid}) ran past its timeout "
+                                f"of {timeout:g} s and was killed")
 
     def _handover(self) -> uffd_api.Uffd:
         """The region's address and userfaultfd from the child."""
@@ -272,7 +262,7 @@ class _Run:
             outcome = self._drain(bytearray())
             if outcome[0] == "error" and isinstance(outcome[1], uffd_api.Unavailable):
                 raise outcome[1]
-            return self._result(outcome)            # raises
+            return value_of(outcome, self.pid)            # raises
         (base,) = FRAME.unpack(msg[1:])
         return uffd_api.Uffd(fds[0], base)
 
@@ -292,7 +282,7 @@ class _Run:
             self._kill()
             raise
         except OSError as e:
-            if e.errno == 3:            # ESRCH: the workload is gone; its end tells why
+            if e.errno == errno.ESRCH:  # the workload is gone; its end tells why
                 return
             self._kill()
             raise VMError(f"the pager failed serving the workload (pid {self.pid}): "
@@ -300,40 +290,13 @@ class _Run:
 
     def _drain(self, buf: bytearray) -> tuple:
         """What the child sent before it ended, or how it ended."""
-        self.sock.setblocking(False)
         while (outcome := unframe(buf)) is None:
-            try:
-                data = self.sock.recv(1 << 20)
-            except BlockingIOError:
-                if not self._exited():
-                    time.sleep(0.001)
-                    continue
-                data = b""
+            ready, _, _ = select.select([self.sock, self.pidfd], [], [])
+            data = self.sock.recv(1 << 20) if self.sock in ready else b""
             if not data:
                 return ("died", self._status())
             buf += data
         return outcome
-
-    def _result(self, outcome: tuple) -> Any:
-        """``fn``'s value, or raise what the outcome says: its exception, a
-        WorkloadError for an exit or a death."""
-        kind = outcome[0]
-        if kind == "ok":
-            return outcome[1]
-        if kind == "exit":
-            raise WorkloadError(f"the workload (pid {self.pid}) called exit({outcome[1]!r}) "
-                                "before returning")
-        if kind == "died":
-            raise WorkloadError(f"the workload (pid {self.pid}) {outcome[1]} before returning")
-        e, text = outcome[1], outcome[2]
-        if e is None:
-            raise WorkloadError(f"the workload raised {text.splitlines()[-1]}")
-        e.add_note("in the workload:\n" + text)
-        raise e
-
-    def _exited(self) -> bool:
-        """Has the child ended (its pidfd readable)?"""
-        return bool(select.select([self.pidfd], [], [], 0)[0])
 
     def _status(self) -> str:
         """How the child ended, in words (it is reaped here)."""
@@ -367,7 +330,6 @@ class _Run:
                     with contextlib.suppress(VMError):     # a policy's error is told already
                         self.rm.policy.released(f)
             self.rm.table.free_all()            # a frame being filled when it failed, too
-            self.rm.reclaim_ns += pager.reclaim_ns
             pager.close()
             os.close(pager.uffd.fd)
         os.close(self.pidfd)
@@ -381,13 +343,6 @@ def _wait_ms(*moments: float | None) -> int:
     if not soon:
         return -1
     return max(0, int((min(soon) - time.monotonic()) * 1000) + 1)
-
-
-def _current_cpu() -> int | None:
-    """The CPU this process runs on, where it may stay; None if unknown."""
-    libc = ctypes.CDLL(None)
-    cpu = libc.sched_getcpu()
-    return cpu if cpu >= 0 and cpu in os.sched_getaffinity(0) else None
 
 
 def _check(frames: Any, swap_mb: Any, readahead: Any, scan_every: Any) -> None:

@@ -31,20 +31,19 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
-from vmlab.core.errors import LabError, OutOfMemory, PageIOError, VMError
+from vmlab.core.errors import VMError
 from vmlab.core.frame import FrameTable
 from vmlab.core.labio import LabIO
 from vmlab.core.page import PAGE_KIB
-from vmlab.core.stats import RECLAIM, Case, FaultCosts
+from vmlab.core.reclaim import TRIES, evict_by_policy
+from vmlab.core.stats import Case, FaultCosts
 from vmlab.real.uffd import COPY_WP, FLAG_WP, FLAG_WRITE, PAGE, Uffd, punch
 from vmlab_swapdisk import SwapDisk
 
-TRIES = 2       # a victim whose write-out fails is tried once more, then passed over
 SPURIOUS_LIMIT = 10_000     # reports in a row of one page already mapped: it is not
 
 # The real machine's counters beyond the simulated machine's.
-REAL_COUNTERS = ("ref_faults", "wp_faults", "swapcache_faults", "ref_arms",
-                 "swap_ra", "swap_ra_hit")
+REAL_COUNTERS = ("ref_faults", "wp_faults", "swapcache_faults", "ref_arms", "swap_ra")
 
 
 @dataclass(eq=False, slots=True)
@@ -209,8 +208,6 @@ class Pager:
         """A page held in its frame's bytes (its bit was cleared, or readahead
         brought it): mapped again from them, no I/O; the bit is set."""
         case = Case.SWAPCACHE if f.readahead else Case.REF
-        if case is Case.SWAPCACHE:
-            self.stat["swap_ra_hit"] += 1
         if write and not f.dirty:
             f.dirty = True
             self._drop_slot(f.page)
@@ -261,24 +258,17 @@ class Pager:
             first -= 1
         while last + 1 < hi and self._in_swap(last + 1):
             last += 1
-        run = {slot: f}
+        run, start = [f], slot
         for s in [*range(slot + 1, last + 1), *range(slot - 1, first - 1, -1)]:
             g = self.get_frame()
-            if g is None:
+            if g is None:               # no frame to spare: the run so far is contiguous
                 break
-            run[s] = g
-        got = sorted(run)
-        # keep the contiguous part around slot
-        i = got.index(slot)
-        lo_i, hi_i = i, i
-        while lo_i > 0 and got[lo_i - 1] == got[lo_i] - 1:
-            lo_i -= 1
-        while hi_i + 1 < len(got) and got[hi_i + 1] == got[hi_i] + 1:
-            hi_i += 1
-        for s in got[:lo_i] + got[hi_i + 1:]:
-            self.table.free(run.pop(s))
-        keep = got[lo_i:hi_i + 1]
-        return [run[s] for s in keep], keep[0]
+            if s > slot:
+                run.append(g)
+            else:
+                run.insert(0, g)
+                start = s
+        return run, start
 
     def _in_swap(self, slot: int) -> bool:
         """Does ``slot`` hold the only copy of a page that is not in memory?"""
@@ -294,44 +284,24 @@ class Pager:
         return f if f is not None else self.evict()
 
     def evict(self) -> RealFrame | None:
-        """Page a victim out, time it as reclaim's. Raises OutOfMemory (no
-        victim could go), LabError, PolicyError."""
-        t0 = time.perf_counter_ns()
-        try:
-            return self._evict()
-        finally:
-            ns = time.perf_counter_ns() - t0
-            self.reclaim_ns += ns
-            self.costs.record(RECLAIM, ns)
+        """Page the policy's victim out by the core's reclaim loop. Returns
+        its frame, or None if the policy chose a frame being filled.
+        Raises OutOfMemory, LabError, PolicyError."""
+        return evict_by_policy(self, self.policy, self.candidates, self._give,
+                               len(self.frames), self.swap.slots)
 
-    def _evict(self) -> RealFrame | None:
-        """Try victims in the policy's order; one whose write-out fails stays,
-        dirty, and is passed over after TRIES. Returns the freed frame."""
-        failures: dict[RealFrame, int] = {}
-        last = ""
-        while cands := self.candidates(failures):
-            v = self.policy.victim(cands)
-            self.stat["pgscan"] += 1
-            if v.page is None:             # a frame readahead is filling: none to spare
-                self.arm_cleared()
-                return None
-            self.arm_cleared(skip=v)
-            try:
-                self.page_out(v)
-            except LabError:
-                raise                       # no other victim could fare better
-            except PageIOError as e:
-                self.stat["writeback_errors"] += 1
-                failures[v] = failures.get(v, 0) + 1
-                last = str(e)
-                continue
-            self.policy.released(v)
-            self.table.reset(v)
-            self.stat["evictions"] += 1
-            return v
-        why = (f"writing pages out failed ({last})" if last
-               else f"every frame holds a dirty page and swap ({self.swap.slots} slots) is full")
-        raise OutOfMemory(f"out of memory: no frame of {len(self.frames)} could be freed: {why}")
+    def _give(self, v: RealFrame) -> bool:
+        """Free victim ``v`` (False: it is a frame readahead is filling, none
+        to spare). The pages whose bits the policy cleared are taken out of
+        memory first, ``v`` aside. Raises PageIOError: ``v`` stays, dirty."""
+        if v.page is None:
+            self.arm_cleared()
+            return False
+        self.arm_cleared(skip=v)
+        self.page_out(v)
+        self.policy.released(v)
+        self.table.reset(v)
+        return True
 
     def candidates(self, failures: dict[RealFrame, int]) -> Any:
         """The frames that may go now: all of them (no list to build) unless

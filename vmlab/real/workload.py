@@ -19,6 +19,7 @@ import struct
 import traceback
 from typing import Any, Callable, NoReturn
 
+from vmlab.core.errors import WorkloadError
 from vmlab.real.pager import address_of
 from vmlab.real.uffd import open_uffd, register
 
@@ -41,21 +42,43 @@ def child_main(sock: socket.socket, memfd: int, size: int, cpu: int | None,
             register(uffd, base, size)
         except BaseException as e:
             socket.send_fds(sock, [b"E" + FRAME.pack(0)], [])
-            _send(sock, _error(e))
+            send(sock, _error(e))
         else:
             socket.send_fds(sock, [b"R" + FRAME.pack(base)], [uffd])
             os.close(uffd)
-            try:
-                outcome = ("ok", fn(memoryview(region), *args))
-            except SystemExit as e:
-                outcome = ("exit", e.code)
-            except BaseException as e:
-                outcome = _error(e)
-            _send(sock, outcome)
+            send(sock, call(fn, memoryview(region), args))
     except BaseException:
         status = 70
     finally:
         os._exit(status)
+
+
+def call(fn: Callable[..., Any], mem: memoryview, args: tuple) -> tuple:
+    """``fn(mem, *args)`` as an outcome to send: ``("ok", value)``,
+    ``("exit", status)`` or ``("error", ...)``."""
+    try:
+        return ("ok", fn(mem, *args))
+    except SystemExit as e:
+        return ("exit", e.code)
+    except BaseException as e:
+        return _error(e)
+
+
+def value_of(outcome: tuple, pid: int) -> Any:
+    """``fn``'s value, or raise what the outcome says: its exception (the
+    child's traceback as a note), a WorkloadError for an exit or a death."""
+    kind = outcome[0]
+    if kind == "ok":
+        return outcome[1]
+    if kind == "exit":
+        raise WorkloadError(f"the workload (pid {pid}) called exit({outcome[1]!r}) before returning")
+    if kind == "died":
+        raise WorkloadError(f"the workload (pid {pid}) {outcome[1]} before returning")
+    e, text = outcome[1], outcome[2]
+    if e is None:
+        raise WorkloadError(f"the workload raised {text.splitlines()[-1]}")
+    e.add_note("in the workload:\n" + text)
+    raise e
 
 
 def _error(e: BaseException) -> tuple:
@@ -68,7 +91,7 @@ def _error(e: BaseException) -> tuple:
         return ("error", None, text)
 
 
-def _send(sock: socket.socket, outcome: tuple) -> None:
+def send(sock: socket.socket, outcome: tuple) -> None:
     """One framed pickle; a value that does not pickle is reported as an error."""
     try:
         data = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
