@@ -175,16 +175,18 @@ class SwapDisk:
 
     def read(self, slot: int, page, aligned: bool = False) -> None:
         """Read ``slot`` into ``page`` (a writable 4096-byte buffer);
-        ``aligned``: the caller knows it is page-aligned (no need to look)."""
-        self._check(slot)
-        if not self._written[slot]:
+        ``aligned``: the caller knows it is page-aligned (no need to look).
+        The pager's hot path: the checks cost what they must and no more."""
+        written = self._written
+        if not (0 < slot < len(written) and written[slot]):
+            self._check(slot)
             raise SwapError(f"slot {slot} was never written")
-        view = memoryview(page)
+        view = page if type(page) is memoryview else memoryview(page)
         if view.nbytes != PAGE or view.readonly:
             raise ValueError(f"need a writable {PAGE}-byte buffer")
         aligned = aligned or not self.direct or (_address(view) or 1) % PAGE == 0
         dst = view if aligned else self._bounce
-        n = os.preadv(self.fd, [dst], slot * PAGE)
+        n = os.preadv(self.fd, (dst,), slot * PAGE)
         self.reads += 1
         if n != PAGE:
             raise OSError(errno.EIO, f"short read from swap slot {slot} ({n} bytes)")
