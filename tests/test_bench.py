@@ -47,6 +47,8 @@ def test_quick_bench_json_has_every_figure():
                rf["mount_read_ns"], rf["scan_faults_per_s"]) > 0
     assert close(rf["zero_ratio"], rf["zero_fault_ns"] / rf["kernel_fault_ns"])
     assert close(rf["swapin_ratio"], rf["swapin_fault_ns"] / (rf["mount_read_ns"] + rf["zero_fault_ns"]))
+    assert close(rf["swapin_mean_ratio"], rf["swapin_mean_ns"] / (rf["mount_read_ns"] + rf["zero_fault_ns"]))
+    assert 1 <= rf["reclaim_batch"] <= 32
     judged.append((rf["swapin_ratio"], rf["swapin_ratio"] <= rf["target"]))
     assert [(t["measured"], t["met"]) for t in d["targets"]] == judged
 

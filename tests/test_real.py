@@ -73,6 +73,40 @@ def test_with_readahead_too(policy):
     assert v["swap_ra"] > 0 and v["pswpin"] == v["swap_faults"] + v["swap_ra"]
 
 
+@pytest.mark.parametrize("policy", ["clock", "fifo", "lru", "random", "aging"])
+@pytest.mark.parametrize("batch", [1, 16])
+def test_reclaim_in_batches_or_one_by_one_loses_nothing(policy, batch):
+    with RealMachine(frames=32, policy=policy, reclaim_batch=batch, readahead=2) as rm:
+        out = rm.run(pattern_workload, 8 * 32 * PAGE, 5)
+        v = rm.vmstat()
+    assert out["wrong"] == [0, 0, 0]
+    assert v["allocstall"] > 0 and v["evictions"] <= batch * v["allocstall"]
+    assert rm.fault_costs()["reclaim"]["count"] == v["evictions"]
+
+
+def two_scans(mem: memoryview) -> int:
+    """Write every page, then read every page in the same order: the bytes that are wrong."""
+    n = len(mem) // PAGE
+    for p in range(n):
+        mem[p * PAGE] = p % 251
+    return sum(mem[p * PAGE] != p % 251 for p in range(n))
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+def test_a_batch_takes_every_page_it_frees_out_of_memory(batch):
+    """FIFO on a scan of 4x the frames: each reclaim frees a whole batch, and
+    every page of the second pass was out of memory (its touch a major
+    fault): none of the pages reclaim freed stayed mapped behind its back."""
+    frames, pages = 64, 256
+    with RealMachine(frames=frames, policy="fifo", reclaim_batch=batch) as rm:
+        assert rm.run(two_scans, pages * PAGE) == 0
+        v = rm.vmstat()
+    assert v["evictions"] == batch * v["allocstall"]
+    assert v["swap_faults"] == pages and v["zero_faults"] == pages
+    assert v["pswpout"] == pages
+    assert v["evictions"] == -(-(2 * pages - frames) // batch) * batch   # whole batches
+
+
 @pytest.mark.parametrize("readahead", [0, 2])
 def test_the_mount_counts_what_the_machine_counts(readahead):
     with RealMachine(frames=16, policy="clock", readahead=readahead) as rm:

@@ -44,6 +44,15 @@ def test_readahead_turns_major_faults_into_swapcache_hits():
     assert ra["vmstat"]["pswpin"] == plain["vmstat"]["pswpin"]      # the same pages come back
 
 
+def test_reclaim_batch_frees_that_many_frames_at_once():
+    runs = {n: json.loads(real("scan", "--size", "1M", "--frames", "32", "--policy", "fifo",
+                               "--reclaim-batch", n, "--json").stdout)["vmstat"] for n in ("1", "8")}
+    for n, v in runs.items():
+        assert v["evictions"] == int(n) * v["allocstall"]
+    assert runs["8"]["allocstall"] * 4 < runs["1"]["allocstall"]
+    assert runs["8"]["pgmajfault"] == runs["1"]["pgmajfault"]     # a scan faults on every page anyway
+
+
 def test_vmstat_lines_and_the_cost_table():
     r = real("scan", "--size", "4M", "--frames", "64", "--vmstat", "0.2", "--latency", "200us")
     assert r.returncode == 0, r.stderr
@@ -89,6 +98,8 @@ def test_a_script_of_ones_own(tmp_path):
     (("scan", "--readahead", "9"), "invalid choice"),
     (("scan", "--policy", "opt"), "opt needs to know the future"),
     (("--script", "/nonexistent.py"), "no script"),
+    (("scan", "--frames", "8", "--reclaim-batch", "9"), "--reclaim-batch 9 is more than the 8 frames"),
+    (("scan", "--reclaim-batch", "0"), "bad count"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, says):
     r = real(*args)

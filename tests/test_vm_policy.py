@@ -76,3 +76,36 @@ def test_machine_unmounts_at_interpreter_exit():
     mnt = out.stdout.strip()
     assert out.returncode == 0 and mnt.startswith("/")
     assert vmlab_fs.mounted_fstype(mnt) is None and not os.path.exists(mnt)
+
+
+def hand_walk(policy, candidates):
+    """The clock hand the textbook way, one frame at a time for two turns
+    and one more, passing over frames that may not go."""
+    allowed = {f.index: f for f in candidates}
+    for _ in range(2 * policy.nframes + 1):
+        f = allowed.get(policy.hand)
+        policy.hand = (policy.hand + 1) % policy.nframes
+        if f is not None:
+            yield f
+
+
+def test_the_hand_found_by_bisection_walks_as_the_textbook_hand():
+    """Any candidates, any hand, stopped anywhere or run out: the same frames
+    in the same order, the same hand after each and at the end."""
+    from types import SimpleNamespace
+    from vmlab.core.policy import under_the_hand
+    rng = random.Random(4)
+    for _ in range(5000):
+        n = rng.randint(1, 12)
+        frames = [SimpleNamespace(index=i) for i in range(n)]
+        candidates = sorted(rng.sample(frames, rng.randint(1, n)), key=lambda f: f.index)
+        hand, stop = rng.randrange(n), rng.choice([None, rng.randint(0, 3 * n)])
+        walks = []
+        for walk in (hand_walk, under_the_hand):
+            policy, seen = SimpleNamespace(nframes=n, hand=hand), []
+            for k, f in enumerate(walk(policy, candidates)):
+                seen.append((f.index, policy.hand))
+                if k == stop:
+                    break
+            walks.append((seen, policy.hand))
+        assert walks[0] == walks[1], (n, [f.index for f in candidates], hand, stop)

@@ -10,7 +10,8 @@ of what it holds), ``referenced`` (a bool the policy may clear) and
     released(frame)     ``frame`` was emptied (evicted, or its page freed)
     tick()              every ``tick_every`` accesses (0: never), for NRU, aging
     victim(candidates)  return one of ``candidates``: the frames that may be
-                        evicted now (a sequence, in frame-table order)
+                        evicted now, each holding a page (a sequence, in
+                        frame-table order)
 
 The same class runs in ``Machine(policy=...)``, in ``vmlab trace`` and in
 ``vmlab run``. The policies by name, the loading of a user's and the guard
@@ -20,8 +21,13 @@ four in ``vmlab.core.textbook``.
 
 from __future__ import annotations
 
+import bisect
 import random
+from operator import attrgetter
 from typing import Any, Iterator, Sequence
+
+
+_INDEX = attrgetter("index")
 
 
 class Policy:
@@ -94,20 +100,19 @@ class Clock(Policy):
 def under_the_hand(policy: Any, candidates: Sequence[Any]) -> Iterator[Any]:
     """The candidates a clock hand (``policy.hand``, a frame index) passes,
     moving one frame at a time for two full turns and one frame more (two
-    turns clear every reference bit); frames not evictable are passed over."""
-    n = policy.nframes
-    if len(candidates) == n:            # all of them, index i at i: no map to build
-        for _ in range(2 * n + 1):
-            f = candidates[policy.hand]
-            policy.hand = (policy.hand + 1) % n
-            yield f
+    turns clear every reference bit); frames not evictable are passed over.
+    The candidates come in frame-table order, so the first the hand reaches
+    is found by bisection: no map to build, however many frames."""
+    n, m, start = policy.nframes, len(candidates), policy.hand
+    if not m:
         return
-    allowed = {f.index: f for f in candidates}
-    for _ in range(2 * n + 1):
-        f = allowed.get(policy.hand)
-        policy.hand = (policy.hand + 1) % n
-        if f is not None:
-            yield f
+    i = bisect.bisect_left(candidates, start, key=_INDEX) % m
+    # Two turns pass each candidate twice, and the one at the hand a third time.
+    for k in range(2 * m + (candidates[i].index == start)):
+        f = candidates[(i + k) % m]
+        policy.hand = (f.index + 1) % n
+        yield f
+    policy.hand = (start + 1) % n       # where 2n + 1 steps of the hand end
 
 
 class Fifo(Policy):
@@ -127,8 +132,8 @@ class Fifo(Policy):
         self.order.pop(frame, None)
 
     def victim(self, candidates: Sequence[Any]) -> Any:
-        if len(candidates) == self.nframes == len(self.order):
-            return next(iter(self.order))       # every frame may go: no set to build
+        if len(candidates) == len(self.order):
+            return next(iter(self.order))       # every page may go: no set to build
         allowed = set(candidates)
         return next(f for f in self.order if f in allowed)
 

@@ -9,8 +9,9 @@ unmapped, so a page shared after fork leaves all its mappers at once.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from vmlab.core.errors import LabError, OutOfMemory, PageIOError
 from vmlab.core.frame import Frame
@@ -43,49 +44,59 @@ def evict(mm: MM) -> Frame:
         return [f for f in mm.frames.frames if not f.pinned and failures.get(f, 0) < TRIES
                 and f.in_use() and not (full and _needs_swap(f))]
 
-    def give(f: Frame) -> bool:
+    def give(f: Frame) -> None:
         """Page ``f`` out and forget it. Raises PageIOError (``f`` stays)."""
         page_out(mm, f)
         mm.reclaimed(f)
-        return True
-    return evict_by_policy(mm, mm.policy, ok, give, len(mm.frames.frames), mm.swap.slots)
+    with timed_reclaim(mm):
+        return evict_by_policy(mm, mm.policy, ok, give, len(mm.frames.frames), mm.swap.slots)
 
 
-def evict_by_policy(books: Any, policy: Any, candidates: Callable[[dict[Any, int]], Sequence[Any]],
-                    give: Callable[[Any], bool], nframes: int, slots: int) -> Any:
-    """The reclaim loop of both machines: returns the victim whose frame ``give``
-    freed (None if it said it cannot); raises OutOfMemory when none could go.
+@contextlib.contextmanager
+def timed_reclaim(books: Any, pages: Callable[[], int] = lambda: 1) -> Iterator[None]:
+    """Time the body as reclaim's, apart from the fault's (``books.reclaim_ns``),
+    and record each of the ``pages()`` pages it freed in ``books.costs``.
 
-    ``policy`` picks among ``candidates(failures)``. A victim whose write
-    fails (PageIOError) stays resident and dirty, is tried TRIES times, then
-    passed over; a LabError ends it. Timed into ``books.costs`` and
-    ``books.reclaim_ns`` as reclaim's, counted in ``books.stat``."""
+    Each page's entry is its share of the body's time."""
     t0 = time.perf_counter_ns()
     try:
-        failures: dict[Any, int] = {}
-        last = ""          # only the text: the exception's traceback would pin frame views
-        while cands := candidates(failures):
-            victim = policy.victim(cands)
-            books.stat["pgscan"] += 1
-            try:
-                if not give(victim):
-                    return None
-            except LabError:
-                raise                       # no other victim could fare better
-            except PageIOError as e:
-                books.stat["writeback_errors"] += 1
-                failures[victim] = failures.get(victim, 0) + 1
-                last = str(e)
-                continue
-            books.stat["evictions"] += 1
-            return victim
-        why = (f"writing pages out failed ({last})" if last
-               else f"every frame holds a page that needs swap and swap ({slots} slots) is full")
-        raise OutOfMemory(f"out of memory: no frame of {nframes} could be freed: {why}")
+        yield
     finally:
         ns = time.perf_counter_ns() - t0
         books.reclaim_ns += ns
-        books.costs.record(RECLAIM, ns)
+        n = pages()
+        for _ in range(n):
+            books.costs.record(RECLAIM, ns // n)
+
+
+def evict_by_policy(books: Any, policy: Any, candidates: Callable[[dict[Any, int]], Sequence[Any]],
+                    give: Callable[[Any], None], nframes: int, slots: int) -> Any:
+    """The reclaim loop of both machines: returns the victim whose page
+    ``give`` took out; raises OutOfMemory when none could go.
+
+    ``policy`` picks among ``candidates(failures)``. A victim whose write
+    fails (PageIOError) stays resident and dirty, is tried TRIES times, then
+    passed over; a LabError ends it. Counted in ``books.stat``; the caller
+    times it (``timed_reclaim``)."""
+    failures: dict[Any, int] = {}
+    last = ""          # only the text: the exception's traceback would pin frame views
+    while cands := candidates(failures):
+        victim = policy.victim(cands)
+        books.stat["pgscan"] += 1
+        try:
+            give(victim)
+        except LabError:
+            raise                       # no other victim could fare better
+        except PageIOError as e:
+            books.stat["writeback_errors"] += 1
+            failures[victim] = failures.get(victim, 0) + 1
+            last = str(e)
+            continue
+        books.stat["evictions"] += 1
+        return victim
+    why = (f"writing pages out failed ({last})" if last
+           else f"every frame holds a page that needs swap and swap ({slots} slots) is full")
+    raise OutOfMemory(f"out of memory: no frame of {nframes} could be freed: {why}")
 
 
 def page_out(mm: MM, f: Frame) -> None:

@@ -212,6 +212,9 @@ def _real_args(sub) -> None:
     r.add_argument("--lab", metavar="MNT", help="an existing vmlab mount")
     r.add_argument("--readahead", type=int, choices=range(6), default=0, metavar="N",
                    help="swap-ins read up to 2**N neighbouring slots (vm.page-cluster; 0-5)")
+    r.add_argument("--reclaim-batch", type=_count, metavar="N",
+                   help="frames reclaim frees at once when none is free "
+                        "(default frames/16, 1 to 32; 1: one out for every one in)")
     r.add_argument("--seed", type=int, default=0, help="the workload's seed")
     r.add_argument("--tick", type=_count, metavar="N",
                    help="faults between clock ticks, for nru, nfu, aging, working-set (default 100)")
@@ -407,6 +410,9 @@ def cmd_real(args) -> int:
                          "matmul-blocked) or give --script FILE.py, not both")
     if not 4096 <= args.size <= 64 << 30:
         raise UsageError(f"vmlab real: --size {args.size} is out of range: one page (4096) to 64G")
+    if args.reclaim_batch is not None and args.reclaim_batch > args.frames:
+        raise UsageError(f"vmlab real: --reclaim-batch {args.reclaim_batch} is more than the "
+                         f"{args.frames} frames; give 1 to {args.frames}")
     if args.lab and args.latency != "none":
         raise UsageError("vmlab real: --latency applies to the embedded mount; "
                          "on --lab, write 'latency ...' to MNT/.vmlab/control")
@@ -416,7 +422,7 @@ def cmd_real(args) -> int:
         raise UsageError(f"vmlab real: {e}") from None
     return run_real(workload, label, args.size, args.frames, args.policy, args.latency, args.lab,
                     args.seed, args.readahead, args.vmstat, args.json, args.against_kernel,
-                    args.timeout, tick=args.tick, tau=args.tau)
+                    args.timeout, tick=args.tick, tau=args.tau, reclaim_batch=args.reclaim_batch)
 
 
 def cmd_bench(args) -> int:

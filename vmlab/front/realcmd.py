@@ -15,7 +15,8 @@ from vmlab.front.term import print_table
 from vmlab.front.units import human_bytes
 
 SHOWN = ("pgfault", "pgmajfault", "pswpin", "pswpout", "zero_faults", "swap_faults",
-         "ref_faults", "wp_faults", "swapcache_faults", "ref_arms", "swap_ra", "evictions")
+         "ref_faults", "wp_faults", "swapcache_faults", "ref_arms", "swap_ra", "evictions",
+         "allocstall")
 
 WHAT = {  # case -> (kind, what it is)
     "zero": ("minor", "first touch: a page of zeros"),
@@ -23,20 +24,21 @@ WHAT = {  # case -> (kind, what it is)
     "ref": ("minor", "re-touch after its reference bit was cleared"),
     "wp": ("minor", "first write to a clean page (dirty tracking)"),
     "swapcache": ("minor", "a page swap readahead brought in"),
-    "reclaim": ("-", "eviction (timed apart from the fault)"),
+    "reclaim": ("-", "eviction: each page its share of a batch"),
 }
 
 
 def run_real(workload: Callable[..., Any], label: str, size: int, frames: int, policy: Any,
              latency: str, lab: str | None, seed: int, readahead: int, vmstat_every: float | None,
              as_json: bool, against_kernel: bool, timeout: float | None = None,
-             tick: int | None = None, tau: int | None = None) -> int:
+             tick: int | None = None, tau: int | None = None,
+             reclaim_batch: int | None = None) -> int:
     """Run one workload on a RealMachine (and under the kernel if asked) and
     report; returns the exit status (0, or 1 if the workload's check failed)."""
     from vmlab.real.machine import RealMachine
     with RealMachine(frames=frames, policy=policy, latency=latency, lab=lab, seed=seed,
                      readahead=readahead, swap_mb=max(1, -(-size // (1 << 20)) + 1),
-                     tick=tick, tau=tau) as rm:
+                     tick=tick, tau=tau, reclaim_batch=reclaim_batch) as rm:
         mount = rm.lab_mount
         if not as_json:
             print(f"vmlab real {label}: {human_bytes(size)} region, {frames} frames "

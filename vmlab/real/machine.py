@@ -54,16 +54,18 @@ class RealMachine:
     policies that take them, counted in faults (the touches the pager
     sees); ``scan_every``: faults between the reference scans of a policy
     that wants touches (default ``frames``); ``pin``: pager, workload and
-    our own mount's daemon on one CPU for a run. Raises Unavailable
-    (a VMError) where userfaultfd cannot be had, with what to do."""
+    our own mount's daemon on one CPU for a run; ``reclaim_batch``: the
+    frames reclaim frees at once when none is free (default 1 in 16, at
+    most 32; 1: one page out for every page in). Raises Unavailable (a VMError)
+    where userfaultfd cannot be had, with what to do."""
 
     def __init__(self, frames: int = 64, policy: "str | type[Policy] | Policy" = "clock",
                  swap_mb: float = 1024, lab: str | None = None, latency: str = "none",
                  seed: int = 0, readahead: int = 0, tick: int | None = None,
                  tau: int | None = None,
                  scan_every: int | None = None, pin: bool = True,
-                 io_timeout: float | None = 10.0) -> None:
-        _check(frames, swap_mb, readahead, scan_every)
+                 io_timeout: float | None = 10.0, reclaim_batch: int | None = None) -> None:
+        _check(frames, swap_mb, readahead, scan_every, reclaim_batch)
         os.close(uffd_api.open_uffd())          # fail here, with what to do, not in the child
         self._closed = False
         self._running = False
@@ -82,6 +84,7 @@ class RealMachine:
             self.policy = make_policy(policy, frames, seed, tick=tick, tau=tau)
             self.readahead, self.pin = readahead, pin
             self.scan_every = scan_every if scan_every is not None else frames
+            self.reclaim_batch = reclaim_batch or default_batch(frames)
             self.stat = new_counters() | dict.fromkeys(REAL_COUNTERS, 0)
             self.costs = FaultCosts()
             self._lab = where = Lab(lab, latency, io_timeout)
@@ -207,7 +210,7 @@ class _Run:
         u = self._handover()
         rm = self.rm
         self.pager = pager = Pager(u, self.memfd, self.npages, rm.table, rm.policy, rm.swap,
-                                   rm.io, rm.stat, rm.costs, rm.readahead, rm.scan_every)
+                                   rm.io, rm.stat, rm.costs, rm.readahead, rm.scan_every, rm.reclaim_batch)
         poll = select.poll()
         for fd in (u.fd, self.sock.fileno(), self.pidfd):
             poll.register(fd, select.POLLIN)
@@ -345,7 +348,13 @@ def _wait_ms(*moments: float | None) -> int:
     return max(0, int((min(soon) - time.monotonic()) * 1000) + 1)
 
 
-def _check(frames: Any, swap_mb: Any, readahead: Any, scan_every: Any) -> None:
+def default_batch(frames: int) -> int:
+    """How many frames reclaim frees at once by default: 1 in 16 of them,
+    at most Linux's SWAP_CLUSTER_MAX (32), at least 1."""
+    return max(1, min(32, frames // 16))
+
+
+def _check(frames: Any, swap_mb: Any, readahead: Any, scan_every: Any, reclaim_batch: Any) -> None:
     """ValueError for an argument RealMachine does not take."""
     if not isinstance(frames, int) or isinstance(frames, bool) or frames <= 0:
         raise ValueError(f"frames must be a positive int, not {frames!r}")
@@ -357,3 +366,6 @@ def _check(frames: Any, swap_mb: Any, readahead: Any, scan_every: Any) -> None:
         raise ValueError(f"readahead must be 0-5 (up to 2**5 pages a read), not {readahead!r}")
     if scan_every is not None and (not isinstance(scan_every, int) or scan_every <= 0):
         raise ValueError(f"scan_every must be a positive int, not {scan_every!r}")
+    if reclaim_batch is not None and (not isinstance(reclaim_batch, int) or isinstance(reclaim_batch, bool)
+                                      or not 1 <= reclaim_batch <= frames):
+        raise ValueError(f"reclaim_batch must be 1 to frames ({frames}), not {reclaim_batch!r}")

@@ -28,22 +28,25 @@ import mmap
 import os
 import time
 from array import array
+from bisect import bisect_left
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
-from vmlab.core.errors import VMError
+from vmlab.core.errors import OutOfMemory, VMError
 from vmlab.core.frame import FrameTable
 from vmlab.core.labio import LabIO
 from vmlab.core.page import PAGE_KIB
-from vmlab.core.reclaim import TRIES, evict_by_policy
+from vmlab.core.reclaim import TRIES, evict_by_policy, timed_reclaim
 from vmlab.core.stats import Case, FaultCosts
 from vmlab.real.uffd import COPY_WP, FLAG_WP, FLAG_WRITE, PAGE, Uffd, punch
 from vmlab_swapdisk import SwapDisk
 
+INDEX = attrgetter("index")
 SPURIOUS_LIMIT = 10_000     # reports in a row of one page already mapped: it is not
 
 # The real machine's counters beyond the simulated machine's.
-REAL_COUNTERS = ("ref_faults", "wp_faults", "swapcache_faults", "ref_arms", "swap_ra")
+REAL_COUNTERS = ("ref_faults", "wp_faults", "swapcache_faults", "ref_arms", "swap_ra", "allocstall")
 
 
 @dataclass(eq=False, slots=True)
@@ -98,7 +101,7 @@ class Pager:
 
     def __init__(self, uffd: Uffd, memfd: int, npages: int, table: FrameTable, policy: Any,
                  swap: SwapDisk, io: LabIO, stat: dict[str, int], costs: FaultCosts,
-                 readahead: int = 0, scan_every: int = 0) -> None:
+                 readahead: int = 0, scan_every: int = 0, batch: int = 1) -> None:
         self.uffd, self.memfd, self.npages = uffd, memfd, npages
         self.table, self.policy, self.swap, self.io = table, policy, swap, io
         self.stat, self.costs = stat, costs
@@ -119,6 +122,10 @@ class Pager:
         self.scan_every = scan_every if policy.wants_touch else 0
         self.faults = 0
         self.reclaim_ns = 0
+        self.batch = batch
+        self.zapped: list[int] | None = None     # pages reclaim will punch, while it runs
+        self.filling: Any = ()                   # frames readahead took, not filled yet
+        self.cands: list[RealFrame] = []         # reclaim's candidates, while it runs
         self.last_spurious, self.repeats = -1, 0
 
     # -- the fault path ------------------------------------------------------------
@@ -180,7 +187,10 @@ class Pager:
         f = self.get_frame()
         run, first = [f], slot
         if self.cluster > 1:
-            run, first = self._readahead_frames(f, slot)
+            try:
+                run, first = self._readahead_frames(f, slot)
+            finally:
+                self.filling = ()
         try:
             with self.io:
                 if len(run) == 1:
@@ -258,10 +268,12 @@ class Pager:
             first -= 1
         while last + 1 < hi and self._in_swap(last + 1):
             last += 1
-        run, start = [f], slot
+        self.filling = run = [f]        # not candidates for reclaim: no page yet
+        start = slot
         for s in [*range(slot + 1, last + 1), *range(slot - 1, first - 1, -1)]:
-            g = self.get_frame()
-            if g is None:               # no frame to spare: the run so far is contiguous
+            try:
+                g = self.get_frame()
+            except OutOfMemory:         # none to spare: the run so far is contiguous
                 break
             if s > slot:
                 run.append(g)
@@ -277,40 +289,59 @@ class Pager:
 
     # -- reclaim ----------------------------------------------------------------------
 
-    def get_frame(self) -> RealFrame | None:
-        """A free frame, evicting the policy's victim if memory is full; None
-        only if the policy chose a frame being filled (readahead's: it stops)."""
-        f = self.table.alloc()
-        return f if f is not None else self.evict()
-
-    def evict(self) -> RealFrame | None:
-        """Page the policy's victim out by the core's reclaim loop. Returns
-        its frame, or None if the policy chose a frame being filled.
+    def get_frame(self) -> RealFrame:
+        """A free frame; when none is left, reclaim frees a batch first.
         Raises OutOfMemory, LabError, PolicyError."""
-        return evict_by_policy(self, self.policy, self.candidates, self._give,
-                               len(self.frames), self.swap.slots)
+        f = self.table.alloc()
+        if f is None:
+            self.reclaim()
+            f = self.table.alloc()
+        return f
 
-    def _give(self, v: RealFrame) -> bool:
-        """Free victim ``v`` (False: it is a frame readahead is filling, none
-        to spare). The pages whose bits the policy cleared are taken out of
-        memory first, ``v`` aside. Raises PageIOError: ``v`` stays, dirty."""
-        if v.page is None:
-            self.arm_cleared()
-            return False
+    def reclaim(self) -> None:
+        """Free up to ``batch`` frames, the policy's victims one by one by the
+        core's reclaim loop (Linux frees SWAP_CLUSTER_MAX pages a time), and
+        take their pages out of memory with one hole punch per contiguous
+        run. Raises OutOfMemory (not one could go), LabError, PolicyError."""
+        self.stat["allocstall"] += 1
+        # No frame is free, so every frame holds a page but those being filled.
+        self.cands = cands = list(self.frames)
+        for g in self.filling:
+            del cands[bisect_left(cands, g.index, key=INDEX)]
+        freed = 0
+        self.zapped = []
+        with timed_reclaim(self, lambda: freed):
+            try:
+                while freed < self.batch and cands:
+                    try:
+                        v = evict_by_policy(self, self.policy, self.candidates, self._give,
+                                            len(self.frames), self.swap.slots)
+                    except OutOfMemory:
+                        if freed:
+                            break
+                        raise
+                    del cands[bisect_left(cands, v.index, key=INDEX)]
+                    self.table.free(v)
+                    freed += 1
+            finally:
+                self.flush_zapped()
+
+    def _give(self, v: RealFrame) -> None:
+        """Take victim ``v``'s page out. The pages whose bits the policy
+        cleared are taken out of memory first, ``v`` aside. Raises
+        PageIOError: ``v`` stays, dirty."""
         self.arm_cleared(skip=v)
         self.page_out(v)
         self.policy.released(v)
-        self.table.reset(v)
-        return True
 
-    def candidates(self, failures: dict[RealFrame, int]) -> Any:
-        """The frames that may go now: all of them (no list to build) unless
-        swap is full or a write-out failed."""
+    def candidates(self, failures: dict[RealFrame, int]) -> list[RealFrame]:
+        """The frames that may go now: every one holding a page (a list kept
+        through the batch, no list to build) unless swap is full or a
+        write-out failed."""
         full = self.swap.used >= self.swap.slots
         if not failures and not full:
-            return self.frames
-        return [f for f in self.frames if failures.get(f, 0) < TRIES and f.page is not None
-                and not (full and f.dirty)]
+            return self.cands
+        return [f for f in self.cands if failures.get(f, 0) < TRIES and not (full and f.dirty)]
 
     def page_out(self, v: RealFrame) -> None:
         """Take ``v``'s page out of memory: a dirty one is written to a new
@@ -333,8 +364,28 @@ class Pager:
             self.stat["pswpout"] += 1
             self.stat["pgpgout"] += PAGE_KIB
         if v.mapped:
-            punch(self.memfd, page * PAGE)
+            self.zap(page)
         self.frame_of[page] = None
+
+    def zap(self, page: int) -> None:
+        """Take ``page`` (its bytes saved, or in swap) out of the workload's
+        memory: at once, or during reclaim with the run it joins (the page
+        stays protected till then, so a write in between is seen)."""
+        if self.zapped is None:
+            punch(self.memfd, page * PAGE)
+        else:
+            self.zapped.append(page)
+
+    def flush_zapped(self) -> None:
+        """Punch the pages reclaim gathered, one call per contiguous run."""
+        pages, self.zapped = sorted(self.zapped), None
+        i = 0
+        while i < len(pages):
+            j = i + 1
+            while j < len(pages) and pages[j] == pages[j - 1] + 1:
+                j += 1
+            punch(self.memfd, pages[i] * PAGE, (j - i) * PAGE)
+            i = j
 
     # -- reference bits ---------------------------------------------------------------
 
@@ -354,7 +405,7 @@ class Pager:
         if f.dirty:
             self.uffd.protect(f.page, on=True)
         os.preadv(self.memfd, [f.view], off)
-        punch(self.memfd, off)
+        self.zap(f.page)
         f.mapped = False
         self.stat["ref_arms"] += 1
 
