@@ -84,6 +84,17 @@ def test_reclaim_in_batches_or_one_by_one_loses_nothing(policy, batch):
     assert rm.fault_costs()["reclaim"]["count"] == v["evictions"]
 
 
+@pytest.mark.parametrize("frames", [1, 4])
+def test_readahead_wider_than_memory_stops_where_nothing_can_go(frames):
+    """32-page clusters through 1 or 4 frames: readahead takes what frames it
+    can (none may be taken from under the pages it is filling) and stops."""
+    with RealMachine(frames=frames, policy="clock", readahead=5) as rm:
+        out = rm.run(pattern_workload, 64 * PAGE, 3)
+        v = rm.vmstat()
+    assert out["wrong"] == [0, 0, 0]
+    assert (v["swap_ra"] > 0) == (frames > 1)
+
+
 def two_scans(mem: memoryview) -> int:
     """Write every page, then read every page in the same order: the bytes that are wrong."""
     n = len(mem) // PAGE

@@ -312,7 +312,7 @@ class Pager:
         self.zapped = []
         with timed_reclaim(self, lambda: freed):
             try:
-                while freed < self.batch and cands:
+                while freed < self.batch:
                     try:
                         v = evict_by_policy(self, self.policy, self.candidates, self._give,
                                             len(self.frames), self.swap.slots)
