@@ -34,6 +34,13 @@ build=("$engine" build)
 [ -n "${BASE:-}" ] && build+=(--build-arg "BASE=$BASE")
 run=("$engine" run --rm --init --device /dev/fuse --cap-add SYS_ADMIN
      --security-opt apparmor=unconfined)
+# Real faults (vmlab real) need userfaultfd, which the engines' seccomp
+# profiles refuse as a system call; the device (Linux 6.1+) is allowed.
+if [ -e /dev/userfaultfd ]; then
+  run+=(--device /dev/userfaultfd)
+else
+  say "no /dev/userfaultfd on this host (Linux 6.1+): the real-fault parts will say they are skipped"
+fi
 
 say "building the demo image with $engine"
 "${build[@]}" -t vmlab .
