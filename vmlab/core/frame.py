@@ -12,6 +12,7 @@ import mmap
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from vmlab.core.errors import OutOfMemory
 from vmlab.core.page import PAGE
 
 if TYPE_CHECKING:
@@ -78,9 +79,13 @@ class FrameTable:
 
     def __init__(self, nframes: int, frame: type = Frame) -> None:
         """``nframes`` pre-faulted page frames; ``frame``: the class of each
-        (made as ``frame(index, view)``). Raises OSError, MemoryError."""
+        (made as ``frame(index, view)``). Raises OutOfMemory if they cannot be had."""
         flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
-        self.mem = mmap.mmap(-1, nframes * PAGE, flags=flags)
+        try:
+            self.mem = mmap.mmap(-1, nframes * PAGE, flags=flags)
+        except (OSError, MemoryError, OverflowError) as e:
+            raise OutOfMemory(f"cannot allocate {nframes} frames ({nframes * PAGE} bytes): "
+                              f"{getattr(e, 'strerror', None) or e}") from None
         view = memoryview(self.mem)
         self.frames = [frame(i, view[i * PAGE:(i + 1) * PAGE]) for i in range(nframes)]
         self._free = list(range(nframes))

@@ -1,6 +1,7 @@
 """The lab a machine keeps its swap on: finding the vmlab mount at a path,
-the guard every page-in and write-out passes, and a new swap file there.
-Shared by ``Machine`` and the real machine (``vmlab.real``)."""
+the guard every page-in and write-out passes, and the swap file there,
+from its making to its removal. Shared by ``Machine`` and the real machine
+(``vmlab.real``)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,15 @@ import os
 import vmlab_fs
 from vmlab.core.errors import LabError, VMError
 from vmlab.core.labio import LabIO
-from vmlab.core.page import PAGE
-from vmlab_swapdisk import SwapHeader, mkswap
+from vmlab_swapdisk import SwapDisk, SwapHeader, mkswap
 
 
 class Lab:
     """Where a machine keeps its swap: an embedded mount in a temporary
-    directory (``lab=None``, unmounted by ``unmount``) or a directory given
-    (a vmlab mount, or a plain directory), and the guard its I/O passes.
-    Raises ValueError (not a directory), vmlab_fs.MountError."""
+    directory (``lab=None``) or a directory given (a vmlab mount, or a plain
+    directory), the guard its I/O passes, and its swap file (``new_swap``);
+    ``close`` removes what it made. Raises ValueError (not a directory),
+    vmlab_fs.MountError."""
 
     def __init__(self, lab: str | None, latency: str, io_timeout: float | None) -> None:
         self._cm = None
@@ -33,9 +34,26 @@ class Lab:
         self.lab_mount = self.mount or attach(lab)     # the vmlab mount in use, if any
         self.backing = self.lab_mount.backing if self.lab_mount else lab
         self.io = io_guard(lab, self.lab_mount, self.mount is not None, io_timeout)
+        self.swap: SwapDisk | None = None
+        self.swap_path = ""
 
-    def unmount(self) -> None:
-        """Unmount the embedded mount (once); nothing for a lab given."""
+    def new_swap(self, size: int) -> SwapDisk:
+        """A new swap file of ``size`` bytes here, open; ``close`` removes it.
+        Raises LabError (it cannot be made), OSError (it cannot be opened)."""
+        self.swap_path, header = new_swap_file(self.path, size)
+        self.swap = SwapDisk(self.swap_path, header=header)
+        return self.swap
+
+    def close(self) -> None:
+        """Stop the I/O guard, close and remove the swap file, then unmount the
+        embedded mount; each step runs even if one before it failed, once."""
+        steps = [self.io.close]
+        if self.swap is not None:
+            steps.append(self.swap.close)
+        if self.swap_path:
+            steps.append(lambda path=self.swap_path: os.unlink(path))
+        teardown(steps)
+        self.swap, self.swap_path = None, ""
         if self._cm is not None:
             cm, self._cm = self._cm, None
             cm.__exit__(None, None, None)

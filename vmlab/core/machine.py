@@ -15,21 +15,19 @@ from __future__ import annotations
 
 import atexit
 import mmap
-import os
 import sys
 from typing import Any
 
 import vmlab_fs
-from vmlab.core.errors import OutOfMemory, PageIOError, VMError, WriteBackError
+from vmlab.core.errors import PageIOError, VMError, WriteBackError
 from vmlab.core.frame import FrameTable
-from vmlab.core.lab import Lab, new_swap_file, teardown
+from vmlab.core.lab import Lab, teardown
 from vmlab.core.mm import MM
 from vmlab.core.page import PAGE
 from vmlab.core.policy import Policy
 from vmlab.core.registry import make_policy
 from vmlab.core.process import Process
 from vmlab.core.reclaim import flush_orphans
-from vmlab_swapdisk import SwapDisk
 
 PHYS_BASE = 0xC0000000
 STACK_MAX = 8 << 20
@@ -56,11 +54,7 @@ class Machine:
         self.lab_mount: vmlab_fs.Mount | None = None   # the vmlab mount in use (None: a plain directory)
         self.swap_path = ""
         self._scratch: mmap.mmap | None = None
-        try:
-            table = FrameTable(frames)
-        except (OSError, MemoryError, OverflowError) as e:
-            raise OutOfMemory(f"cannot allocate {frames} frames ({frames * PAGE} bytes): "
-                              f"{getattr(e, 'strerror', None) or e}") from None
+        table = FrameTable(frames)
         try:
             chosen = make_policy(policy, len(table.frames), seed)
         except BaseException:
@@ -69,8 +63,8 @@ class Machine:
         self.mm = MM(table, chosen, phys_base, stack_max)
         try:
             self._open_lab(lab, latency, io_timeout)
-            self.swap_path, header = new_swap_file(self.lab, (slots + 1) * PAGE)
-            self.mm.swap = SwapDisk(self.swap_path, header=header)
+            self.mm.swap = self._lab.new_swap((slots + 1) * PAGE)
+            self.swap_path = self._lab.swap_path
             self._scratch = mmap.mmap(-1, PAGE)     # page-aligned, for O_DIRECT
             self.mm.bounce = memoryview(self._scratch)
         except BaseException:
@@ -175,18 +169,12 @@ class Machine:
         mm = getattr(self, "mm", None)
         steps = []
         if mm is not None:
-            if mm.io is not None:
-                steps.append(mm.io.close)
             steps += [f.close for f in mm.files.values()]
-            if mm.swap is not None:
-                steps.append(mm.swap.close)
             if mm.bounce is not None:
                 steps.append(mm.bounce.release)
             if hasattr(mm.policy, "close"):
                 steps.append(mm.policy.close)       # a user's policy's watchdog
             steps.append(mm.frames.close)
-        if self.swap_path:
-            steps.append(lambda: os.unlink(self.swap_path))
         if self._scratch is not None:
             steps.append(self._scratch.close)
         teardown(steps)
@@ -195,7 +183,7 @@ class Machine:
             mm.pagecache.clear()
             mm.slot_users.clear()
         if self._lab is not None:
-            self._lab.unmount()
+            self._lab.close()                   # the swap file, the guard, the unmount: last
 
     def __enter__(self) -> "Machine":
         return self

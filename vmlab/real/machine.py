@@ -19,7 +19,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
-import ctypes
 import os
 import select
 import signal
@@ -31,7 +30,7 @@ import vmlab_fs
 from vmlab.core.errors import (BusError, LabError, OutOfMemory, PageIOError, VMError,
                                WorkloadError)
 from vmlab.core.frame import FrameTable
-from vmlab.core.lab import Lab, new_swap_file, teardown
+from vmlab.core.lab import Lab, teardown
 from vmlab.core.page import PAGE
 from vmlab.core.policy import Policy
 from vmlab.core.registry import make_policy
@@ -75,11 +74,7 @@ class RealMachine:
         self.swap: SwapDisk | None = None
         self.swap_path = ""
         self.io = None
-        try:
-            self.table = FrameTable(frames, RealFrame)
-        except (OSError, MemoryError, OverflowError) as e:
-            raise OutOfMemory(f"cannot allocate {frames} frames ({frames * PAGE} bytes): "
-                              f"{getattr(e, 'strerror', None) or e}") from None
+        self.table = FrameTable(frames, RealFrame)
         try:
             self.policy = make_policy(policy, frames, seed, tick=tick, tau=tau)
             self.readahead, self.pin = readahead, pin
@@ -89,9 +84,8 @@ class RealMachine:
             self.costs = FaultCosts()
             self._lab = where = Lab(lab, latency, io_timeout)
             self.lab, self.mount, self.lab_mount, self.io = where.path, where.mount, where.lab_mount, where.io
-            slots = int(swap_mb * (1 << 20)) // PAGE
-            self.swap_path, header = new_swap_file(self.lab, slots * PAGE)
-            self.swap = SwapDisk(self.swap_path, header=header)
+            self.swap = where.new_swap(int(swap_mb * (1 << 20)) // PAGE * PAGE)
+            self.swap_path = where.swap_path
         except BaseException:
             self.close()
             raise
@@ -167,20 +161,13 @@ class RealMachine:
             return
         self._closed = True
         atexit.unregister(self.close)
-        steps = []
-        if self.io is not None:
-            steps.append(self.io.close)
-        if self.swap is not None:
-            steps.append(self.swap.close)
+        steps = [self.table.close]
         policy = getattr(self, "policy", None)
         if hasattr(policy, "close"):
             steps.append(policy.close)          # a user's policy's watchdog
-        steps.append(self.table.close)
-        if self.swap_path:
-            steps.append(lambda: os.unlink(self.swap_path))
         teardown(steps)
         if self._lab is not None:
-            self._lab.unmount()
+            self._lab.close()                   # the swap file, the guard, the unmount: last
 
     def __enter__(self) -> "RealMachine":
         return self

@@ -187,10 +187,7 @@ class Pager:
         f = self.get_frame()
         run, first = [f], slot
         if self.cluster > 1:
-            try:
-                run, first = self._readahead_frames(f, slot)
-            finally:
-                self.filling = ()
+            run, first = self._readahead_frames(f, slot)
         try:
             with self.io:
                 if len(run) == 1:
@@ -270,16 +267,19 @@ class Pager:
             last += 1
         self.filling = run = [f]        # not candidates for reclaim: no page yet
         start = slot
-        for s in [*range(slot + 1, last + 1), *range(slot - 1, first - 1, -1)]:
-            try:
-                g = self.get_frame()
-            except OutOfMemory:         # none to spare: the run so far is contiguous
-                break
-            if s > slot:
-                run.append(g)
-            else:
-                run.insert(0, g)
-                start = s
+        try:
+            for s in [*range(slot + 1, last + 1), *range(slot - 1, first - 1, -1)]:
+                try:
+                    g = self.get_frame()
+                except OutOfMemory:     # none to spare: the run so far is contiguous
+                    break
+                if s > slot:
+                    run.append(g)
+                else:
+                    run.insert(0, g)
+                    start = s
+        finally:
+            self.filling = ()
         return run, start
 
     def _in_swap(self, slot: int) -> bool:
