@@ -15,11 +15,16 @@
 ARG BASE=python:3.11-slim-bookworm
 
 FROM ${BASE} AS build
+# gcc builds the real machine's compiled fault path (the demo image needs no compiler).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN python3 -m venv /opt/vmlab \
  && /opt/vmlab/bin/pip install --no-cache-dir --disable-pip-version-check --quiet . \
- && /opt/vmlab/bin/vmlab --version
+ && /opt/vmlab/bin/vmlab --version \
+ && /opt/vmlab/bin/python -c 'from vmlab.real.fastpath import why_not; assert not why_not(), why_not()'
 
 FROM ${BASE} AS demo
 RUN apt-get update \

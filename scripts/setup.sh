@@ -27,6 +27,10 @@ if ! command -v fusermount3 >/dev/null || ! ldconfig -p | grep -q 'libfuse3\.so\
   say "installing fuse3 (fusermount3 and libfuse3)"
   apt_install fuse3
 fi
+if ! command -v cc >/dev/null || [ ! -e /usr/include/linux/userfaultfd.h ]; then
+  say "installing gcc (it builds the real machine's compiled fault path)"
+  apt_install gcc libc6-dev
+fi
 if [ -n "$dev" ] && ! command -v valgrind >/dev/null; then
   say "installing valgrind (the tests replay real programs' memory traces)"
   apt_install valgrind
@@ -56,4 +60,6 @@ say "installing vmlab$extras into .venv"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras" 2>&1 \
   | grep -v "^WARNING: Location 'file:" >&2 || true
 .venv/bin/vmlab --version >/dev/null || { say "vmlab did not install"; exit 1; }
+why=$(.venv/bin/python -c 'from vmlab.real.fastpath import why_not; print(why_not() or "")')
+[ -z "$why" ] || say "note: $why"
 say "ready: .venv/bin/vmlab"

@@ -188,12 +188,24 @@ class SwapDisk:
         dst = view if aligned else self._bounce
         n = os.preadv(self.fd, (dst,), slot * PAGE)
         self.reads += 1
-        if n != PAGE:
-            raise OSError(errno.EIO, f"short read from swap slot {slot} ({n} bytes)")
-        if zlib.crc32(dst) != self._crc[slot]:
-            raise SwapChecksumError(f"swap slot {slot} of {self.path} failed its checksum")
+        if n != PAGE or zlib.crc32(dst) != self._crc[slot]:
+            self.reject(slot, n)
         if not aligned:
             view[:] = dst
+
+    def reject(self, slot: int, n: int) -> None:
+        """Raise what a read of ``slot`` that returned ``n`` bytes is:
+        short (OSError EIO), else corrupt (SwapChecksumError)."""
+        if n != PAGE:
+            raise OSError(errno.EIO, f"short read from swap slot {slot} ({n} bytes)")
+        raise SwapChecksumError(f"swap slot {slot} of {self.path} failed its checksum")
+
+    def books(self) -> tuple[int, int, int]:
+        """For a compiled reader of this device's fd: the addresses of the
+        written marks (a byte a slot) and of the CRC-32s (a uint32 a slot),
+        and how many slots they cover. Valid while the device is open."""
+        marks = ctypes.addressof((ctypes.c_char * len(self._written)).from_buffer(self._written))
+        return marks, self._crc.buffer_info()[0], len(self._written)
 
     def read_run(self, first: int, pages: list) -> None:
         """Read the consecutive slots ``first``, ``first + 1``, ... into

@@ -49,6 +49,9 @@ def test_quick_bench_json_has_every_figure():
     assert close(rf["swapin_ratio"], rf["swapin_fault_ns"] / (rf["mount_read_ns"] + rf["zero_fault_ns"]))
     assert close(rf["swapin_mean_ratio"], rf["swapin_mean_ns"] / (rf["mount_read_ns"] + rf["zero_fault_ns"]))
     assert 1 <= rf["reclaim_batch"] <= 32
+    assert rf["fastpath"] and rf["fastpath_missing"] is None     # built here, so measured
+    assert rf["py_zero_fault_ns"] > 0
+    assert close(rf["py_swapin_ratio"], rf["py_swapin_fault_ns"] / (rf["mount_read_ns"] + rf["py_zero_fault_ns"]))
     judged.append((rf["swapin_ratio"], rf["swapin_ratio"] <= rf["target"]))
     assert [(t["measured"], t["met"]) for t in d["targets"]] == judged
 

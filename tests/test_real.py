@@ -118,9 +118,13 @@ def test_a_batch_takes_every_page_it_frees_out_of_memory(batch):
     assert v["evictions"] == -(-(2 * pages - frames) // batch) * batch   # whole batches
 
 
+PAGERS = pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "python"])
+
+
+@PAGERS
 @pytest.mark.parametrize("readahead", [0, 2])
-def test_the_mount_counts_what_the_machine_counts(readahead):
-    with RealMachine(frames=16, policy="clock", readahead=readahead) as rm:
+def test_the_mount_counts_what_the_machine_counts(readahead, fast):
+    with RealMachine(frames=16, policy="clock", readahead=readahead, fastpath=fast) as rm:
         rm.run(pattern_workload, 128 * PAGE, 3)
         v, files = rm.vmstat(), rm.mount.files()
         swap = files["/" + os.path.basename(rm.swap_path)]
@@ -142,9 +146,10 @@ def test_failed_writes_pass_over_a_victim_and_lose_nothing(policy):
     assert v["writeback_errors"] == 5
 
 
+@PAGERS
 @pytest.mark.parametrize("policy", ["clock", "fifo", "lru", "random"])
-def test_a_failed_read_kills_the_workload_and_the_machine_survives(policy):
-    with RealMachine(frames=32, policy=policy) as rm:
+def test_a_failed_read_kills_the_workload_and_the_machine_survives(policy, fast):
+    with RealMachine(frames=32, policy=policy, fastpath=fast) as rm:
         rm.mount.control("fail read /swap.img EIO 1")
         with pytest.raises(BusError, match=r"was killed: a page of its region could not be "
                                            r"read back from swap \(Input/output error\)"):

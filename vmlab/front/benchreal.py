@@ -4,6 +4,7 @@ anonymous fault and a bare read through the same mount, in the same run."""
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import statistics
@@ -92,26 +93,45 @@ def _bare_read_ns(lab: str, pages: int, daemon: int) -> float:
         os.unlink(path)
 
 
+def _pager_round(zm: Any, sm: Any, pages: int, frames: int, bare: list[float],
+                 got: dict[str, list]) -> None:
+    """One round on a pager's two machines: its zero fill of ``pages`` and
+    its swap-in with ``frames`` into ``got``, then a bare read through the
+    swap-in's mount into ``bare``."""
+    z = zm.run(_zero_fill, pages * PAGE)
+    s = sm.run(_swap_in, 2 * frames * PAGE, frames)
+    bare.append(_bare_read_ns(sm.lab, frames, sm.mount.pid))
+    got["zero"].append(z["first"] - z["again"])
+    got["swap"].append(s["first"] - s["again"])
+    got["mean"].append(s["mean"] - s["again"])
+
+
 def measure_real(quick: bool) -> dict[str, Any]:
-    """The three real-mode figures, or ``{"skipped": why}`` where userfaultfd
-    is not available. The zero fill, the swap-in and the bare read take
-    turns, three rounds (one if ``quick``), and each is the median of its
-    rounds: this kind of machine has slow spells of a few seconds."""
+    """The real-mode figures, or ``{"skipped": why}`` where userfaultfd is
+    not available: the pager with its compiled fast path (where built) and
+    all in Python. Each pager's zero fill and swap-in and a bare read take
+    turns with the other's, five rounds (one if ``quick``), each figure
+    the median of its rounds: this kind of machine has slow spells of a
+    few seconds."""
+    from vmlab.real.fastpath import why_not
     from vmlab.real.machine import RealMachine
     from vmlab.real.uffd import Unavailable
     pages = 1024 if quick else 4096
     frames = 256
-    zero, swap, mean, bare = [], [], [], []
+    bare: list[float] = []
+    pagers = [True, False] if why_not() is None else [False]
+    got = {fast: {"zero": [], "swap": [], "mean": []} for fast in pagers}
     try:
-        with RealMachine(frames=pages + 8, policy="fifo") as zm, \
-                RealMachine(frames=frames, policy="fifo") as sm:
-            for _ in range(1 if quick else 3):
-                z = zm.run(_zero_fill, pages * PAGE)
-                s = sm.run(_swap_in, 2 * frames * PAGE, frames)
-                bare.append(_bare_read_ns(sm.lab, frames, sm.mount.pid))
-                zero.append(z["first"] - z["again"])
-                swap.append(s["first"] - s["again"])
-                mean.append(s["mean"] - s["again"])
+        with contextlib.ExitStack() as stack:
+            machines = {}
+            for fast in pagers:
+                zm = stack.enter_context(RealMachine(frames=pages + 8, policy="fifo", fastpath=fast))
+                sm = stack.enter_context(RealMachine(frames=frames, policy="fifo", fastpath=fast))
+                machines[fast] = zm, sm
+            for _ in range(1 if quick else 5):
+                for fast in pagers:
+                    _pager_round(*machines[fast], pages, frames, bare, got[fast])
+            zm, sm = machines[pagers[0]]
             pager_zero = zm.fault_costs()["zero"]["median_ns"]
             pager_swap = sm.fault_costs()["swap"]["median_ns"]
             batch = sm.reclaim_batch
@@ -120,20 +140,25 @@ def measure_real(quick: bool) -> dict[str, Any]:
     except Unavailable as e:
         return {"skipped": str(e)}
     kernel = _kernel_fault_ns(pages)
-    zero_ns, swap_ns, mean_ns, bare_ns = map(statistics.median, (zero, swap, mean, bare))
-    return {"pages": pages, "zero_fault_ns": zero_ns, "kernel_fault_ns": kernel,
-            "zero_ratio": zero_ns / kernel, "pager_zero_ns": pager_zero,
-            "swapin_fault_ns": swap_ns, "mount_read_ns": bare_ns, "pager_swap_ns": pager_swap,
-            "swapin_ratio": swap_ns / (bare_ns + zero_ns), "target": 1.25,
-            "swapin_mean_ns": mean_ns, "reclaim_batch": batch,
-            "swapin_mean_ratio": mean_ns / (bare_ns + zero_ns),
+    bare_ns = statistics.median(bare)
+    main, py = ({k: statistics.median(v) for k, v in got[f].items()} for f in (pagers[0], False))
+    return {"pages": pages, "fastpath": pagers[0], "fastpath_missing": why_not(),
+            "zero_fault_ns": main["zero"], "kernel_fault_ns": kernel,
+            "zero_ratio": main["zero"] / kernel, "pager_zero_ns": pager_zero,
+            "swapin_fault_ns": main["swap"], "mount_read_ns": bare_ns,
+            "pager_swap_ns": pager_swap,
+            "swapin_ratio": main["swap"] / (bare_ns + main["zero"]), "target": 1.25,
+            "swapin_mean_ns": main["mean"], "reclaim_batch": batch,
+            "swapin_mean_ratio": main["mean"] / (bare_ns + main["zero"]),
+            "py_zero_fault_ns": py["zero"], "py_swapin_fault_ns": py["swap"],
+            "py_swapin_ratio": py["swap"] / (bare_ns + py["zero"]),
             "scan_faults_per_s": pages / scan_s}
 
 
 def rows(r: dict[str, Any]) -> list[list[str]]:
     """The figures as table rows: figure, vmlab, against, ratio."""
     us = lambda ns: f"{ns / 1000:.1f} us"
-    return [
+    out = [
         ["real zero-fill fault vs kernel anonymous fault", us(r["zero_fault_ns"]),
          us(r["kernel_fault_ns"]), f"{r['zero_ratio']:.1f}x"],
         ["  of which the pager's own service time", us(r["pager_zero_ns"]), "", ""],
@@ -142,8 +167,14 @@ def rows(r: dict[str, Any]) -> list[list[str]]:
         ["  of which the pager's own service time", us(r["pager_swap_ns"]), "", ""],
         [f"  mean, with its share of reclaim (batches of {r['reclaim_batch']})",
          us(r["swapin_mean_ns"]), "", f"{r['swapin_mean_ratio']:.2f}x"],
-        ["real faults per second, scan, no eviction", f"{r['scan_faults_per_s']:,.0f}/s", "", ""],
     ]
+    if r["fastpath"]:
+        out += [["pager all in Python (--python-pager): zero fill", us(r["py_zero_fault_ns"]),
+                 "", ""],
+                ["  swap-in vs bare read + its zero fill", us(r["py_swapin_fault_ns"]),
+                 us(r["mount_read_ns"] + r["py_zero_fault_ns"]), f"{r['py_swapin_ratio']:.2f}x"]]
+    return out + [["real faults per second, scan, no eviction",
+                   f"{r['scan_faults_per_s']:,.0f}/s", "", ""]]
 
 
 def render(rf: dict[str, Any]) -> None:
@@ -155,3 +186,5 @@ def render(rf: dict[str, Any]) -> None:
     print_table(["figure", "vmlab", "against", "ratio"], rows(rf),
                 title=f"Real faults (userfaultfd; a real process's own timing, medians over "
                       f"{rf['pages']} pages)", right=[False, True, True, True])
+    if rf["fastpath_missing"]:
+        print(f"  (pager all in Python: {rf['fastpath_missing']})")

@@ -215,6 +215,9 @@ def _real_args(sub) -> None:
     r.add_argument("--reclaim-batch", type=_count, metavar="N",
                    help="frames reclaim frees at once when none is free "
                         "(default frames/16, 1 to 32; 1: one out for every one in)")
+    r.add_argument("--python-pager", action="store_true",
+                   help="serve every fault in Python, not zero fills and swap-ins in the "
+                        "compiled fast path (the same counts, slower faults)")
     r.add_argument("--seed", type=int, default=0, help="the workload's seed")
     r.add_argument("--tick", type=_count, metavar="N",
                    help="faults between clock ticks, for nru, nfu, aging, working-set (default 100)")
@@ -422,7 +425,8 @@ def cmd_real(args) -> int:
         raise UsageError(f"vmlab real: {e}") from None
     return run_real(workload, label, args.size, args.frames, args.policy, args.latency, args.lab,
                     args.seed, args.readahead, args.vmstat, args.json, args.against_kernel,
-                    args.timeout, tick=args.tick, tau=args.tau, reclaim_batch=args.reclaim_batch)
+                    args.timeout, tick=args.tick, tau=args.tau, reclaim_batch=args.reclaim_batch,
+                    fastpath=False if args.python_pager else None)
 
 
 def cmd_bench(args) -> int:

@@ -32,17 +32,18 @@ def run_real(workload: Callable[..., Any], label: str, size: int, frames: int, p
              latency: str, lab: str | None, seed: int, readahead: int, vmstat_every: float | None,
              as_json: bool, against_kernel: bool, timeout: float | None = None,
              tick: int | None = None, tau: int | None = None,
-             reclaim_batch: int | None = None) -> int:
+             reclaim_batch: int | None = None, fastpath: bool | None = None) -> int:
     """Run one workload on a RealMachine (and under the kernel if asked) and
     report; returns the exit status (0, or 1 if the workload's check failed)."""
     from vmlab.real.machine import RealMachine
     with RealMachine(frames=frames, policy=policy, latency=latency, lab=lab, seed=seed,
                      readahead=readahead, swap_mb=max(1, -(-size // (1 << 20)) + 1),
-                     tick=tick, tau=tau, reclaim_batch=reclaim_batch) as rm:
+                     tick=tick, tau=tau, reclaim_batch=reclaim_batch, fastpath=fastpath) as rm:
         mount = rm.lab_mount
         if not as_json:
             print(f"vmlab real {label}: {human_bytes(size)} region, {frames} frames "
-                  f"({human_bytes(frames * 4096)}), policy {rm.policy.name}, lab {rm.lab}", flush=True)
+                  f"({human_bytes(frames * 4096)}), policy {rm.policy.name}, lab {rm.lab}, "
+                  f"pager {'compiled fast path' if rm.fastpath else 'in Python'}", flush=True)
         report, every = _watch(vmstat_every, as_json)
         files0 = _swap_counts(mount, rm.swap_path)
         t0 = time.perf_counter()
@@ -65,6 +66,7 @@ def run_real(workload: Callable[..., Any], label: str, size: int, frames: int, p
     ok = _passed(result) and (kernel is None or _passed(kernel["result"]))
     if as_json:
         print(json.dumps({"workload": label, "size": size, "frames": frames, "ok": ok,
+                          "fastpath": rm.fastpath,
                           "result": _jsonable(result), "seconds": round(seconds, 3),
                           "vmstat": stats, "fault_costs": costs, "swap_io": io,
                           "kernel": _jsonable(kernel)}))

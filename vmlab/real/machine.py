@@ -24,7 +24,7 @@ import select
 import signal
 import socket
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import vmlab_fs
 from vmlab.core.errors import (BusError, LabError, OutOfMemory, PageIOError, VMError,
@@ -37,6 +37,7 @@ from vmlab.core.registry import make_policy
 from vmlab.core.stats import FaultCosts, new_counters
 from vmlab.real import uffd as uffd_api
 from vmlab.real.cpu import current_cpu, pinned
+from vmlab.real.fastpath import why_not as fast_why_not
 from vmlab.real.pager import REAL_COUNTERS, Pager, RealFrame
 from vmlab.real.workload import FRAME, child_main, unframe, value_of
 from vmlab_swapdisk import SwapDisk
@@ -55,19 +56,26 @@ class RealMachine:
     that wants touches (default ``frames``); ``pin``: pager, workload and
     our own mount's daemon on one CPU for a run; ``reclaim_batch``: the
     frames reclaim frees at once when none is free (default 1 in 16, at
-    most 32; 1: one page out for every page in). Raises Unavailable (a VMError)
-    where userfaultfd cannot be had, with what to do."""
+    most 32; 1: one page out for every page in); ``fastpath``: serve zero
+    fills and swap-ins in vmlab's compiled loop (None: where it was built;
+    False: every fault in Python, the same results, slower). Raises
+    Unavailable (a VMError) where userfaultfd cannot be had, with what to do."""
 
     def __init__(self, frames: int = 64, policy: "str | type[Policy] | Policy" = "clock",
                  swap_mb: float = 1024, lab: str | None = None, latency: str = "none",
                  seed: int = 0, readahead: int = 0, tick: int | None = None,
                  tau: int | None = None,
                  scan_every: int | None = None, pin: bool = True,
-                 io_timeout: float | None = 10.0, reclaim_batch: int | None = None) -> None:
+                 io_timeout: float | None = 10.0, reclaim_batch: int | None = None,
+                 fastpath: bool | None = None) -> None:
         _check(frames, swap_mb, readahead, scan_every, reclaim_batch)
+        why = fast_why_not()
+        if fastpath and why:
+            raise VMError(why)
+        self.fastpath = why is None if fastpath is None else bool(fastpath)
         os.close(uffd_api.open_uffd())          # fail here, with what to do, not in the child
         self._closed = False
-        self._running = False
+        self._run: _Run | None = None
         self._lab: Lab | None = None
         self.mount: vmlab_fs.Mount | None = None        # the embedded mount, if made here
         self.lab_mount: vmlab_fs.Mount | None = None    # the vmlab mount in use (None: a plain directory)
@@ -119,12 +127,12 @@ class RealMachine:
         # The pager and our own mount's daemon (never another's) join the
         # workload's CPU: a wake-up across CPUs costs more than a fault.
         together = {} if cpu is None else {0: cpu} | ({self.mount.pid: cpu} if self.mount else {})
-        self._running = True
+        self._run = run
         try:
             with pinned(together):
                 return run.serve(timeout, every, report)
         finally:
-            self._running = False
+            self._run = None
             run.close()
 
     # -- figures --------------------------------------------------------------------
@@ -141,10 +149,12 @@ class RealMachine:
         out["pgsteal"] = out["evictions"]
         out["swap_ra_hit"] = out["swapcache_faults"]    # Linux's name: readahead pages used
         out["nr_frames"] = len(self.table.frames)
-        out["nr_free_frames"] = self.table.nr_free
+        pager = self._run and self._run.pager
+        held = pager.fast.held() if pager and pager.fast else 0     # free, handed to it
+        out["nr_free_frames"] = self.table.nr_free + held
         out["swap_slots"] = self.swap.slots
         out["swap_used"] = self.swap.used
-        out["nr_processes"] = int(self._running)
+        out["nr_processes"] = int(self._run is not None)
         return out
 
     def fault_costs(self) -> dict[str, dict[str, int]]:
@@ -198,16 +208,21 @@ class _Run:
         rm = self.rm
         self.pager = pager = Pager(u, self.memfd, self.npages, rm.table, rm.policy, rm.swap,
                                    rm.io, rm.stat, rm.costs, rm.readahead, rm.scan_every, rm.reclaim_batch)
+        ctl = (self.sock.fileno(), self.pidfd)
+        if rm.fastpath:
+            pager.use_fast_path(ctl)
         poll = select.poll()
-        for fd in (u.fd, self.sock.fileno(), self.pidfd):
+        for fd in (u.fd, *ctl) if pager.fast is None else ctl:
             poll.register(fd, select.POLLIN)
         buf, outcome, exited = bytearray(), None, False
         self.next_report = time.monotonic() + every if every and report else None
         timed, ufd = deadline is not None or self.next_report is not None, u.fd
         while outcome is None and not exited:
-            for fd, _ in poll.poll(_wait_ms(deadline, self.next_report) if timed else -1):
+            for fd, _ in self._wait(poll, deadline if timed else None):
                 if fd == ufd:
-                    self._faults(u, pager)
+                    with self._serving():
+                        for page, flags in u.read():
+                            pager.fault(page, flags)
                 elif fd == self.pidfd:
                     exited = True
                 else:
@@ -256,11 +271,24 @@ class _Run:
         (base,) = FRAME.unpack(msg[1:])
         return uffd_api.Uffd(fds[0], base)
 
-    def _faults(self, u: uffd_api.Uffd, pager: Pager) -> None:
-        """Serve every fault waiting; a page that cannot be served kills the workload."""
+    def _wait(self, poll: select.poll, deadline: float | None) -> list[tuple[int, int]]:
+        """The descriptors ready by the earlier of ``deadline`` and the next
+        report (None: wait for ever). With the fast path, its loop waits
+        and serves the faults meanwhile; the region's descriptor is then
+        never among those returned."""
+        if self.pager.fast is None:
+            return poll.poll(_wait_ms(deadline, self.next_report))
+        soon = [m for m in (deadline, self.next_report) if m is not None]
+        with self._serving():
+            if not self.pager.serve(int(min(soon) * 1e9) if soon else 0):
+                return []
+        return poll.poll(0)
+
+    @contextlib.contextmanager
+    def _serving(self) -> Iterator[None]:
+        """Serving faults: a page that cannot be served kills the workload."""
         try:
-            for page, flags in u.read():
-                pager.fault(page, flags)
+            yield
         except (OutOfMemory, LabError) as e:
             self._kill()
             raise type(e)(f"the workload (pid {self.pid}) was killed: {e}") from None

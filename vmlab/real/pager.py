@@ -4,11 +4,13 @@ table, a replacement policy and the swap device on the lab mount.
 The workload's region is a memfd mapped shared in the workload only; the
 pager never maps it (it uses pread, UFFDIO_COPY and hole punching). A page
 of the region is in one of these states, kept in two tables the pager
-alone edits (``frame_of`` and ``slot_of``, its SPT):
+alone edits (``frame_of`` and ``slot_of``, its SPT; its compiled fast path,
+``_fastpath.c``, edits them on its behalf):
 
     absent           never touched, or dropped clean: a touch zero-fills
+                     (``frame_of[page]`` is -1 unless mapped or held)
     in swap          ``slot_of[page]`` holds its only copy: a touch reads it
-    mapped           ``frame_of[page]`` is a frame and the page is in the
+    mapped           ``frame_of[page]`` is a frame's index and the page is in the
                      workload's memory; clean pages are write-protected
     held             in a frame's own bytes, not mapped: its reference bit
                      was cleared (or swap readahead brought it); a touch is
@@ -39,6 +41,7 @@ from vmlab.core.labio import LabIO
 from vmlab.core.page import PAGE_KIB
 from vmlab.core.reclaim import TRIES, evict_by_policy, timed_reclaim
 from vmlab.core.stats import Case, FaultCosts
+from vmlab.real import fastpath
 from vmlab.real.uffd import COPY_WP, FLAG_WP, FLAG_WRITE, PAGE, Uffd, punch
 from vmlab_swapdisk import SwapDisk
 
@@ -106,7 +109,7 @@ class Pager:
         self.table, self.policy, self.swap, self.io = table, policy, swap, io
         self.stat, self.costs = stat, costs
         self.frames = tuple(table.frames)       # the candidates when every frame may go
-        self.frame_of: list[RealFrame | None] = [None] * npages
+        self.frame_of = array("i", b"\xff" * 4 * npages)             # page -> frame index (-1: none)
         self.slot_of = array("q", bytes(8 * npages))
         self.page_of = array("q", b"\xff" * 8 * (swap.slots + 1))     # slot -> page (-1: none)
         self.cleared: list[RealFrame] = []
@@ -127,6 +130,16 @@ class Pager:
         self.filling: Any = ()                   # frames readahead took, not filled yet
         self.cands: list[RealFrame] = []         # reclaim's candidates, while it runs
         self.last_spurious, self.repeats = -1, 0
+        self.fast: fastpath.FastPath | None = None
+
+    def use_fast_path(self, ctl: tuple[int, int]) -> None:
+        """Serve zero fills and swap-ins through the compiled fast path from
+        now on (``serve``), watching the descriptors ``ctl`` beside the
+        region's. Raises VMError where it cannot be had."""
+        why = fastpath.why_not()
+        if why:
+            raise VMError(why)
+        self.fast = fastpath.FastPath(self, ctl)
 
     # -- the fault path ------------------------------------------------------------
 
@@ -135,24 +148,32 @@ class Pager:
         may report one page), call the handler for its case, count it."""
         t0 = time.perf_counter_ns()
         r0 = self.reclaim_ns
-        f = self.frame_of[page]
+        fi = self.frame_of[page]
         write = bool(flags & FLAG_WRITE)
-        if f is None:
+        if fi < 0:
             case = self.do_swap_page(page, write) if self.slot_of[page] else self.do_anonymous_page(page, write)
-        elif not f.mapped:
+        elif not (f := self.frames[fi]).mapped:
             case = self.do_held_page(f, write)
         elif flags & FLAG_WP or (write and not f.dirty):
             case = self.do_wp_page(f)
         else:
             self._spurious(page)
             return
+        self.count(case, time.perf_counter_ns() - t0 - (self.reclaim_ns - r0))
+        self.uffd.wake(page)        # last: on one CPU the workload runs at once
+        self.after_fault()
+
+    def count(self, case: Case, ns: int) -> None:
+        """Count a fault served as ``case`` in ``ns`` nanoseconds."""
         stat = self.stat
         stat["pgfault"] += 1
         stat[case.counter] += 1
         if case.major:
             stat["pgmajfault"] += 1
-        self.costs.record(case.key, time.perf_counter_ns() - t0 - (self.reclaim_ns - r0))
-        self.uffd.wake(page)        # last: on one CPU the workload runs at once
+        self.costs.record(case.key, ns)
+
+    def after_fault(self) -> None:
+        """One more fault: the policy's tick and the reference scan when due."""
         self.faults += 1
         if self.tick_every and self.faults % self.tick_every == 0:
             self.policy.tick()
@@ -198,18 +219,23 @@ class Pager:
             for g in run:
                 self.table.free(g)
             raise
-        n = len(run)
-        self.stat["pswpin"] += n
-        self.stat["pgpgin"] += n * PAGE_KIB
-        self.stat["swap_ra"] += n - 1
-        if write:
-            self._drop_slot(page)
+        self.swapped_in(page, len(run), write)
         self.uffd.copy(page, f.addr, 0 if write else COPY_WP)
         self.install(f, page, write)
         for i, g in enumerate(run):
             if g is not f:
                 self.hold(g, self.page_of[first + i])
         return Case.SWAP
+
+    def swapped_in(self, page: int, n: int, write: bool) -> None:
+        """Count ``n`` pages read from swap for a fault on ``page`` (the rest
+        readahead); a write makes its slot stale."""
+        stat = self.stat
+        stat["pswpin"] += n
+        stat["pgpgin"] += n * PAGE_KIB
+        stat["swap_ra"] += n - 1
+        if write:
+            self._drop_slot(page)
 
     def do_held_page(self, f: RealFrame, write: bool) -> Case:
         """A page held in its frame's bytes (its bit was cleared, or readahead
@@ -232,18 +258,77 @@ class Pager:
         self.uffd.protect(f.page, on=False)
         return Case.WP
 
+    # -- the fast path ---------------------------------------------------------------
+
+    def serve(self, deadline_ns: int) -> bool:
+        """Serve faults through the fast path, and here the ones it hands
+        back, until another descriptor is ready (True) or ``deadline_ns``
+        (CLOCK_MONOTONIC; 0: none) has passed (False). Raises what
+        ``fault`` raises."""
+        fp, table = self.fast, self.table
+        while True:
+            fp.refill(table)
+            rc = fp.serve(deadline_ns, self._budget())
+            self.books()
+            if rc == fastpath.HANDOFF:
+                if fp.exhausted() and table.nr_free:
+                    fp.retry()                  # it used its frames; the table has more
+                else:
+                    self.fault(*fp.fault())
+            elif rc == fastpath.ERROR:
+                self._fast_failed()
+            elif rc != fastpath.FULL:
+                return rc == fastpath.EVENT
+
+    def _budget(self) -> int:
+        """Faults the fast path may serve before the policy's next tick or
+        reference scan is due (those run here, between faults)."""
+        n = fastpath.LOG
+        if self.tick_every:
+            n = min(n, self.tick_every - self.faults % self.tick_every)
+        if self.scan_every:
+            n = min(n, self.scan_every - self.faults % self.scan_every)
+        return n
+
+    def books(self) -> None:
+        """Keep the books of the faults the fast path served, in order, as
+        ``fault`` keeps them: the frame, the policy, the counters."""
+        frames = self.frames
+        for r in self.fast.served():
+            write = r.kind > 0xFF
+            self.install(frames[r.frame], r.page, write)
+            if r.kind & 0xFF == fastpath.CASE_SWAP:
+                self.swap.reads += 1
+                self.swapped_in(r.page, 1, write)
+                self.count(Case.SWAP, r.ns)
+            else:
+                self.count(Case.ZERO, r.ns)
+            self.after_fault()
+
+    def _fast_failed(self) -> None:
+        """Raise what failed in the fast path, as ``fault`` would have: a
+        swap read's error through the I/O guard (PageIOError, LabError)."""
+        fp = self.fast
+        if fp.st.op != fastpath.OP_PREAD:
+            raise fp.failure()
+        with self.io:
+            if fp.st.got < 0:
+                raise OSError(fp.st.err, os.strerror(fp.st.err))
+            self.swap.reads += 1
+            self.swap.reject(fp.st.slot, fp.st.got)
+
     # -- the tables ------------------------------------------------------------------
 
     def install(self, f: RealFrame, page: int, dirty: bool) -> None:
         """``page`` is now mapped in frame ``f``, referenced; the policy is told."""
         f.page, f.dirty, f.mapped, f._ref = page, dirty, True, True
-        self.frame_of[page] = f
+        self.frame_of[page] = f.index
         self.policy.loaded(f)
 
     def hold(self, f: RealFrame, page: int) -> None:
         """``page`` is now held (not mapped) in ``f``, unreferenced: readahead."""
         f.page, f.dirty, f.mapped, f.readahead, f._ref = page, False, False, True, False
-        self.frame_of[page] = f
+        self.frame_of[page] = f.index
         self.policy.loaded(f)
 
     def _drop_slot(self, page: int) -> None:
@@ -285,13 +370,16 @@ class Pager:
     def _in_swap(self, slot: int) -> bool:
         """Does ``slot`` hold the only copy of a page that is not in memory?"""
         page = self.page_of[slot]
-        return page >= 0 and self.slot_of[page] == slot and self.frame_of[page] is None
+        return page >= 0 and self.slot_of[page] == slot and self.frame_of[page] < 0
 
     # -- reclaim ----------------------------------------------------------------------
 
     def get_frame(self) -> RealFrame:
-        """A free frame; when none is left, reclaim frees a batch first.
-        Raises OutOfMemory, LabError, PolicyError."""
+        """A free frame (one the fast path holds first: the lowest); when
+        none is left, reclaim frees a batch first. Raises OutOfMemory,
+        LabError, PolicyError."""
+        if self.fast is not None and (i := self.fast.take()) is not None:
+            return self.frames[i]
         f = self.table.alloc()
         if f is None:
             self.reclaim()
@@ -365,7 +453,7 @@ class Pager:
             self.stat["pgpgout"] += PAGE_KIB
         if v.mapped:
             self.zap(page)
-        self.frame_of[page] = None
+        self.frame_of[page] = -1
 
     def zap(self, page: int) -> None:
         """Take ``page`` (its bytes saved, or in swap) out of the workload's
