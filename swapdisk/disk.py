@@ -200,6 +200,11 @@ class SwapDisk:
             raise OSError(errno.EIO, f"short read from swap slot {slot} ({n} bytes)")
         raise SwapChecksumError(f"swap slot {slot} of {self.path} failed its checksum")
 
+    def count_reads(self, n: int) -> None:
+        """Count ``n`` slot reads made on ``fd`` by a reader of its own
+        (``books``), as ``read`` counts its own."""
+        self.reads += n
+
     def books(self) -> tuple[int, int, int]:
         """For a compiled reader of this device's fd: the addresses of the
         written marks (a byte a slot) and of the CRC-32s (a uint32 a slot),

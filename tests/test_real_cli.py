@@ -174,3 +174,84 @@ def test_the_textbook_set_on_real_faults(policy):
                           "--tick", "50", "--tau", "200", "--json").stdout)
     v = out["vmstat"]
     assert out["ok"] and v["ref_faults"] > 0 and v["pswpout"] > 0      # bits were sampled and used
+
+
+@pytest.mark.parametrize("pager", [[], ["--python-pager"]], ids=["fast-path", "python"])
+def test_ctrl_c_stops_a_run_at_once_and_unmounts_its_lab(pager, tmp_path):
+    """SIGINT while the pager waits in its loop (compiled or Python) for a
+    workload that touched its memory and sleeps: exit 130 within seconds,
+    the embedded mount gone, the workload and the daemon ended."""
+    import signal
+    import time
+
+    import psutil
+    import vmlab_fs
+    script = tmp_path / "sleeps.py"
+    script.write_text("import time\n\ndef main(mem):\n    mem[0] = 1\n    time.sleep(120)\n")
+    p = subprocess.Popen([sys.executable, "-m", "vmlab", "real", "--script", str(script),
+                          "--size", "1M", "--frames", "64", *pager], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        head = p.stdout.readline()
+        lab = head.split(" lab ")[1].split(",")[0]
+        assert ("compiled fast path" in head) == (not pager), head
+        time.sleep(1.0)
+        assert vmlab_fs.mounted_fstype(lab) is not None and p.poll() is None   # still running
+        started = psutil.Process(p.pid).children(recursive=True)    # the workload, the daemon
+        assert started
+        p.send_signal(signal.SIGINT)
+        start = time.monotonic()
+        assert p.wait(timeout=30) == 130
+        assert time.monotonic() - start < 10
+        assert vmlab_fs.mounted_fstype(lab) is None
+        gone, alive = psutil.wait_procs(started, timeout=5)
+        assert not alive
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_the_workload_dies_with_its_pager(tmp_path):
+    """SIGKILL to vmlab real (nothing can be caught): its workload, whose
+    faults no one else can serve, is killed with it. (The embedded mount's
+    daemon outlives it, as a detached `vmlab mount` would; this test ends
+    it and removes what it left.)"""
+    import shutil
+    import time
+
+    import psutil
+    script = tmp_path / "sleeps.py"
+    script.write_text("import time\n\ndef main(mem):\n    mem[0] = 1\n    time.sleep(120)\n")
+    p = subprocess.Popen([sys.executable, "-m", "vmlab", "real", "--script", str(script),
+                          "--size", "1M", "--frames", "64"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    head = p.stdout.readline()
+    lab = head.split(" lab ")[1].split(",")[0]
+    deadline = time.monotonic() + 20
+    while len(kids := psutil.Process(p.pid).children(recursive=True)) < 2 and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)        # the workload is forked after the header
+    time.sleep(0.5)             # and dies with its parent once set up
+    lines = {k: k.cmdline() for k in kids}
+    daemons = [k for k in kids if "vmlab_fs.daemon" in lines[k]]
+    workloads = [k for k in kids if k not in daemons]
+    try:
+        assert len(daemons) == 1 and len(workloads) == 1, kids
+        p.kill()
+        p.wait()
+        gone, alive = psutil.wait_procs(workloads, timeout=5)
+        assert not alive
+    finally:
+        if p.poll() is None:
+            p.terminate()               # vmlab real ends its run and its mount on SIGTERM
+            p.wait(timeout=30)
+        for k in kids:
+            if k.is_running():
+                k.terminate()           # the daemon unmounts on SIGTERM
+        psutil.wait_procs(kids, timeout=10)
+        backing = lines[daemons[0]][3] if daemons else None
+        if backing and backing.startswith("/tmp/vmlab-backing-"):
+            shutil.rmtree(backing, ignore_errors=True)
+        if lab.startswith("/tmp/vmlab-mnt-") and not os.path.ismount(lab):
+            os.rmdir(lab)

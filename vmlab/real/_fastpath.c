@@ -89,8 +89,9 @@ static int wait_ms(const struct fp_state *st, int64_t now)
 }
 
 /* Waits for the next fault message into st->page/flags. Returns GOT_FAULT
- * when one came, else FP_TIMEOUT, FP_EVENT (a ctl descriptor is ready and
- * no fault is waiting) or FP_ERROR. Polls first: after a fault it served,
+ * when one came, else FP_TIMEOUT (also when a signal came: Python then runs
+ * its handler, Ctrl-C say), FP_EVENT (a ctl descriptor is ready and no
+ * fault is waiting) or FP_ERROR. Polls first: after a fault it served,
  * the next one is seldom there yet (one system call less than reading first). */
 static int next_fault(struct fp_state *st)
 {
@@ -101,11 +102,8 @@ static int next_fault(struct fp_state *st)
         if (st->deadline && now >= st->deadline)
             return FP_TIMEOUT;          /* even with faults waiting: reports are due */
         int ready = poll(fds, 3, wait_ms(st, now));
-        if (ready < 0) {
-            if (errno == EINTR)
-                continue;
-            return fail(st, OP_POLL);
-        }
+        if (ready < 0)
+            return errno == EINTR ? FP_TIMEOUT : fail(st, OP_POLL);
         if (fds[0].revents) {
             ssize_t r = read(st->uffd, &msg, sizeof msg);
             if (r == sizeof msg) {
@@ -186,6 +184,7 @@ uint32_t vmlab_fastpath_crc32_page(const struct fp_state *st, const uint8_t *pag
 }
 
 /* Reads swap slot `slot` into `dst` with its checksum checked. Returns 0,
+ * FP_TIMEOUT if a signal interrupted it (the fault is kept to serve again),
  * or FP_ERROR (st->got: bytes read, -1 if the read failed; errno 0: the
  * checksum did not match). */
 static int read_slot(struct fp_state *st, int64_t slot, uint8_t *dst)
@@ -196,14 +195,18 @@ static int read_slot(struct fp_state *st, int64_t slot, uint8_t *dst)
     *st->inflight = 0;
     st->slot = slot;
     st->got = n;
+    if (n < 0 && saved == EINTR) {
+        st->pending = 1;
+        return FP_TIMEOUT;
+    }
     errno = n < 0 ? saved : n != PAGE ? EIO : 0;
     if (n != PAGE || vmlab_fastpath_crc32_page(st, dst) != st->crc[slot])
         return fail(st, OP_PREAD);
     return 0;
 }
 
-/* Serves faults until something needs the pager. Returns FP_TIMEOUT,
- * FP_EVENT, FP_HANDOFF (st->page/flags: the fault for the pager), FP_FULL
+/* Serves faults until something needs the pager. Returns FP_TIMEOUT (the
+ * deadline passed, or a signal came), FP_EVENT, FP_HANDOFF (st->page/flags: the fault for the pager), FP_FULL
  * (the log is full) or FP_ERROR (st->op and st->err say what failed). */
 int vmlab_fastpath_serve(struct fp_state *st)
 {
@@ -229,8 +232,9 @@ int vmlab_fastpath_serve(struct fp_state *st)
         uint64_t src = (uint64_t)st->zero_page;
         if (slot) {
             src = (uint64_t)(st->frames_base + (int64_t)frame * PAGE);
-            if (read_slot(st, slot, (uint8_t *)src))
-                return FP_ERROR;
+            int r = read_slot(st, slot, (uint8_t *)src);
+            if (r)
+                return r;
         }
         struct uffdio_copy copy = {
             .dst = (uint64_t)st->base + ((uint64_t)page << 12), .src = src, .len = PAGE,

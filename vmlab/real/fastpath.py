@@ -118,8 +118,8 @@ class FastPath:
         st.log = self.log
 
     def serve(self, deadline_ns: int, cap: int) -> int:
-        """Serve faults until one of TIMEOUT (``deadline_ns`` passed; 0:
-        none), EVENT (another descriptor is ready), HANDOFF (``fault()``
+        """Serve faults until one of TIMEOUT (``deadline_ns`` passed, 0:
+        none; or a signal came, for Python's handler to run), EVENT (another descriptor is ready), HANDOFF (``fault()``
         is for the pager), FULL (``cap`` faults logged) or ERROR."""
         st = self.st
         st.deadline, st.cap, st.n = deadline_ns, cap, 0
@@ -166,6 +166,12 @@ class FastPath:
     def held(self) -> int:
         """Frames handed over and not used yet (free frames, out of the table)."""
         return self.st.nfree - self.st.used
+
+    def failed_read(self) -> tuple[int, int, int] | None:
+        """After ERROR, if a swap read failed: ``(slot, bytes read or -1,
+        errno)``; errno 0 with a whole page read: its checksum did not match."""
+        st = self.st
+        return (st.slot, st.got, st.err) if st.op == OP_PREAD else None
 
     def failure(self) -> OSError:
         """What failed, as an OSError with the kernel's errno (ERROR)."""

@@ -118,10 +118,11 @@ class RealMachine:
         os.ftruncate(memfd, npages * PAGE)
         mine, theirs = socket.socketpair()
         cpu = current_cpu() if self.pin else None
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:                                    # the workload
             mine.close()
-            child_main(theirs, memfd, npages * PAGE, cpu, fn, args)
+            child_main(theirs, memfd, npages * PAGE, cpu, fn, args, parent)
         theirs.close()
         run = _Run(self, pid, mine, memfd, npages)
         # The pager and our own mount's daemon (never another's) join the

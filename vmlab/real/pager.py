@@ -8,10 +8,10 @@ alone edits (``frame_of`` and ``slot_of``, its SPT; its compiled fast path,
 ``_fastpath.c``, edits them on its behalf):
 
     absent           never touched, or dropped clean: a touch zero-fills
-                     (``frame_of[page]`` is -1 unless mapped or held)
     in swap          ``slot_of[page]`` holds its only copy: a touch reads it
-    mapped           ``frame_of[page]`` is a frame's index and the page is in the
-                     workload's memory; clean pages are write-protected
+    mapped           ``frame_of[page]`` is a frame's index (else -1) and the
+                     page is in the workload's memory; clean pages are
+                     write-protected
     held             in a frame's own bytes, not mapped: its reference bit
                      was cleared (or swap readahead brought it); a touch is
                      a minor fault served from those bytes
@@ -298,7 +298,7 @@ class Pager:
             write = r.kind > 0xFF
             self.install(frames[r.frame], r.page, write)
             if r.kind & 0xFF == fastpath.CASE_SWAP:
-                self.swap.reads += 1
+                self.swap.count_reads(1)
                 self.swapped_in(r.page, 1, write)
                 self.count(Case.SWAP, r.ns)
             else:
@@ -308,14 +308,15 @@ class Pager:
     def _fast_failed(self) -> None:
         """Raise what failed in the fast path, as ``fault`` would have: a
         swap read's error through the I/O guard (PageIOError, LabError)."""
-        fp = self.fast
-        if fp.st.op != fastpath.OP_PREAD:
-            raise fp.failure()
+        failed = self.fast.failed_read()
+        if failed is None:
+            raise self.fast.failure()
+        slot, got, err = failed
         with self.io:
-            if fp.st.got < 0:
-                raise OSError(fp.st.err, os.strerror(fp.st.err))
-            self.swap.reads += 1
-            self.swap.reject(fp.st.slot, fp.st.got)
+            if got < 0:
+                raise OSError(err, os.strerror(err))
+            self.swap.count_reads(1)
+            self.swap.reject(slot, got)
 
     # -- the tables ------------------------------------------------------------------
 

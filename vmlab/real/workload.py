@@ -11,9 +11,11 @@ hand-over first (``R`` + the region's address, with the uffd attached; or
 
 from __future__ import annotations
 
+import ctypes
 import mmap
 import os
 import pickle
+import signal
 import socket
 import struct
 import traceback
@@ -24,14 +26,26 @@ from vmlab.real.pager import address_of
 from vmlab.real.uffd import open_uffd, register
 
 FRAME = struct.Struct("Q")
+PR_SET_PDEATHSIG = 1
+
+
+def die_with(parent: int) -> None:
+    """SIGKILL this process when ``parent`` (the pager's process) dies, even
+    by SIGKILL: no one else can serve its memory's faults. Exits at once
+    if ``parent`` is gone already."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(70)
 
 
 def child_main(sock: socket.socket, memfd: int, size: int, cpu: int | None,
-               fn: Callable[..., Any], args: tuple) -> NoReturn:
-    """Run ``fn(mem, *args)`` over the paged region and report; never returns."""
+               fn: Callable[..., Any], args: tuple, parent: int) -> NoReturn:
+    """Run ``fn(mem, *args)`` over the paged region and report, dying with
+    ``parent``, the pager's process; never returns."""
     status = 0
     try:
         try:
+            die_with(parent)
             if cpu is not None:
                 os.sched_setaffinity(0, {cpu})
             region = mmap.mmap(memfd, size, flags=mmap.MAP_SHARED,
