@@ -15,6 +15,8 @@ import os
 from array import array
 from typing import Any
 
+from vmlab.core.errors import VMError
+
 TIMEOUT, EVENT, HANDOFF, FULL, ERROR = 0, 1, 2, 3, -1
 OPS = {1: "read(userfaultfd)", 2: "poll", 3: "pread(swap)", 4: "UFFDIO_COPY", 5: "UFFDIO_WAKE"}
 OP_PREAD = 3
@@ -76,9 +78,11 @@ def why_not() -> str | None:
 def crc32_page(page: bytes) -> int:
     """The fast path's CRC-32 of one 4096-byte page (zlib's, computed its
     own way where the CPU allows): what it checks each slot read against.
-    Raises ValueError for another length."""
+    Raises ValueError for another length, VMError where it was not built."""
     if len(page) != 4096:
         raise ValueError(f"a page is 4096 bytes, not {len(page)}")
+    if _WHY:
+        raise VMError(_WHY)
     _, crc32, crc = _LIB
     st = State()
     st.crc32 = crc32
@@ -119,8 +123,9 @@ class FastPath:
 
     def serve(self, deadline_ns: int, cap: int) -> int:
         """Serve faults until one of TIMEOUT (``deadline_ns`` passed, 0:
-        none; or a signal came, for Python's handler to run), EVENT (another descriptor is ready), HANDOFF (``fault()``
-        is for the pager), FULL (``cap`` faults logged) or ERROR."""
+        none; or a signal came, for Python's handler to run), EVENT
+        (another descriptor is ready), HANDOFF (``fault()`` is for the
+        pager), FULL (``cap`` faults logged) or ERROR."""
         st = self.st
         st.deadline, st.cap, st.n = deadline_ns, cap, 0
         return self._serve(st)
