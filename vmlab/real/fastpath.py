@@ -16,6 +16,7 @@ from array import array
 from typing import Any
 
 from vmlab.core.errors import VMError
+from vmlab.real.uffd import address_of
 
 TIMEOUT, EVENT, HANDOFF, FULL, ERROR = 0, 1, 2, 3, -1
 OPS = {1: "read(userfaultfd)", 2: "poll", 3: "pread(swap)", 4: "UFFDIO_COPY", 5: "UFFDIO_WAKE"}
@@ -89,13 +90,6 @@ def crc32_page(page: bytes) -> int:
     return crc(st, page)
 
 
-def _address(buf: Any) -> int:
-    """The address of a writable buffer's first byte."""
-    if isinstance(buf, array):
-        return buf.buffer_info()[0]
-    return ctypes.addressof((ctypes.c_char * len(buf)).from_buffer(buf))
-
-
 class FastPath:
     """The compiled loop for one pager's region. It shares the pager's
     ``frame_of`` and ``slot_of`` and the swap disk's checksums; it holds
@@ -103,6 +97,9 @@ class FastPath:
     and a log of the faults it served."""
 
     def __init__(self, pager: Any, ctl: tuple[int, int]) -> None:
+        """Raises VMError where the library was not built or cannot load."""
+        if _WHY:
+            raise VMError(_WHY)
         serve, crc32, _ = _LIB
         self._serve = serve
         swap = pager.swap
@@ -112,13 +109,13 @@ class FastPath:
         self.st = st = State()
         st.uffd, st.swapfd, (st.ctl0, st.ctl1) = pager.uffd.fd, swap.fd, ctl
         st.base, st.npages = pager.uffd.base, pager.npages
-        st.frame_of, st.slot_of = _address(pager.frame_of), _address(pager.slot_of)
+        st.frame_of, st.slot_of = address_of(pager.frame_of), address_of(pager.slot_of)
         st.written, st.crc, st.nslots = swap.books()
         st.crc32 = crc32
         st.frames_base, st.zero_page = pager.frames[0].addr, pager.zero_addr
         st.swap_in = pager.cluster == 1
-        st.inflight = _address(self.inflight)
-        st.free = _address(self.free)
+        st.inflight = address_of(self.inflight)
+        st.free = address_of(self.free)
         st.log = self.log
 
     def serve(self, deadline_ns: int, cap: int) -> int:

@@ -279,9 +279,9 @@ class _Run:
         never among those returned."""
         if self.pager.fast is None:
             return poll.poll(_wait_ms(deadline, self.next_report))
-        soon = [m for m in (deadline, self.next_report) if m is not None]
+        soon = _earliest(deadline, self.next_report)
         with self._serving():
-            if not self.pager.serve(int(min(soon) * 1e9) if soon else 0):
+            if not self.pager.serve(0 if soon is None else int(soon * 1e9)):
                 return []
         return poll.poll(0)
 
@@ -356,12 +356,15 @@ class _Run:
         self.sock.close()
 
 
+def _earliest(*moments: float | None) -> float | None:
+    """The earliest of ``moments`` (monotonic seconds; None: none), or None."""
+    return min((m for m in moments if m is not None), default=None)
+
+
 def _wait_ms(*moments: float | None) -> int:
     """Milliseconds until the earliest of ``moments`` (None: none), -1 for ever."""
-    soon = [m for m in moments if m is not None]
-    if not soon:
-        return -1
-    return max(0, int((min(soon) - time.monotonic()) * 1000) + 1)
+    soon = _earliest(*moments)
+    return -1 if soon is None else max(0, int((soon - time.monotonic()) * 1000) + 1)
 
 
 def default_batch(frames: int) -> int:

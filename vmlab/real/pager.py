@@ -25,7 +25,6 @@ the bit again.
 
 from __future__ import annotations
 
-import ctypes
 import mmap
 import os
 import time
@@ -42,7 +41,7 @@ from vmlab.core.page import PAGE_KIB
 from vmlab.core.reclaim import TRIES, evict_by_policy, timed_reclaim
 from vmlab.core.stats import Case, FaultCosts
 from vmlab.real import fastpath
-from vmlab.real.uffd import COPY_WP, FLAG_WP, FLAG_WRITE, PAGE, Uffd, punch
+from vmlab.real.uffd import COPY_WP, FLAG_WP, FLAG_WRITE, PAGE, Uffd, address_of, punch
 from vmlab_swapdisk import SwapDisk
 
 INDEX = attrgetter("index")
@@ -88,15 +87,6 @@ class RealFrame:
         self.dirty = self.mapped = self.readahead = self._ref = False
 
 
-def address_of(buffer: Any) -> int:
-    """The address of a writable buffer (an mmap's memory)."""
-    c = ctypes.c_char.from_buffer(buffer)
-    try:
-        return ctypes.addressof(c)
-    finally:
-        del c
-
-
 class Pager:
     """Serves the faults of one region of ``npages`` pages through ``uffd``,
     with the frames of ``table``, ``policy``'s choices and ``swap`` behind
@@ -136,9 +126,6 @@ class Pager:
         """Serve zero fills and swap-ins through the compiled fast path from
         now on (``serve``), watching the descriptors ``ctl`` beside the
         region's. Raises VMError where it cannot be had."""
-        why = fastpath.why_not()
-        if why:
-            raise VMError(why)
         self.fast = fastpath.FastPath(self, ctl)
 
     # -- the fault path ------------------------------------------------------------

@@ -14,6 +14,7 @@ import fcntl
 import os
 import platform
 import struct
+from typing import Any
 
 from vmlab.core.errors import VMError
 
@@ -85,6 +86,16 @@ def open_uffd() -> int:
         raise Unavailable(f"userfaultfd here lacks write-protection of shared memory "
                           f"(UFFDIO_API: {e.strerror}): vmlab needs Linux 6.1 or later") from None
     return fd
+
+
+def address_of(buffer: Any) -> int:
+    """The address of a writable buffer's first byte (an mmap, an array):
+    a COPY's source, or a table compiled code shares."""
+    c = ctypes.c_char.from_buffer(buffer)
+    try:
+        return ctypes.addressof(c)
+    finally:
+        del c
 
 
 def register(fd: int, start: int, length: int) -> None:

@@ -22,8 +22,7 @@ import traceback
 from typing import Any, Callable, NoReturn
 
 from vmlab.core.errors import WorkloadError
-from vmlab.real.pager import address_of
-from vmlab.real.uffd import open_uffd, register
+from vmlab.real.uffd import address_of, open_uffd, register
 
 FRAME = struct.Struct("Q")
 PR_SET_PDEATHSIG = 1
